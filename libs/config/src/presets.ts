@@ -1,0 +1,63 @@
+import { parseRunConfig, type RunConfig, type RunConfigInput } from './run-config';
+
+/**
+ * Named starting points. Each is a partial config merged over the schema defaults,
+ * so every value not named here is the spec's default.
+ */
+export const presets = {
+  /** The paper's ViT-S/16 recipe (spec §9 defaults: 2×224 + 8×96 crops, K = 65536). */
+  vit_small_p16: {
+    model: { arch: 'vit_small', patchSize: 16 },
+  },
+  /**
+   * The reference configuration the CPU speed goal is measured on: a fixed amount of work,
+   * whatever fmnist-tiny becomes. ViT patch 4, dim 192, depth 6, 3 heads, exact GELU,
+   * head 2048-2048-256 → 4096, 2 × 32 px + 6 × 16 px crops, batch 64.
+   */
+  'bench-ref': {
+    model: { arch: 'custom', patchSize: 4, embedDim: 192, depth: 6, numHeads: 3, gelu: 'exact' },
+    head: { outDim: 4096, hiddenDim: 2048, bottleneckDim: 256, nlayers: 3 },
+    augment: { globalCropSize: 32, localCropSize: 16, localCropsNumber: 6 },
+    train: { batchSize: 64 },
+  },
+  /**
+   * Sized for a 2-core machine on Fashion-MNIST (28 px, upsampled to 32 px global crops).
+   * Deviations from the spec defaults, and why: a small ViT and head so an epoch takes
+   * minutes, not hours; K = 4096 and a higher base lr / shorter warmup because runs are
+   * short (spec §20: small data wants smaller K); teacher momentum 0.99 so the EMA teacher
+   * follows within a few hundred steps instead of thousands.
+   */
+  'fmnist-tiny': {
+    model: { arch: 'custom', patchSize: 4, embedDim: 128, depth: 4, numHeads: 4, dropPathRate: 0.05 },
+    head: { outDim: 4096, hiddenDim: 1024, bottleneckDim: 128, nlayers: 3 },
+    optim: { lr: 0.002, warmupEpochs: 1, momentumTeacher: 0.99, minLr: 1e-5 },
+    augment: { globalCropSize: 32, localCropSize: 16, localCropsNumber: 4 },
+    train: { batchSize: 64, epochs: 10, stepsPerShard: 50 },
+  },
+} satisfies Record<string, RunConfigInput>;
+
+export type PresetName = keyof typeof presets;
+export const presetNames = Object.keys(presets) as PresetName[];
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Deep merge where arrays and scalars in `over` replace those in `base`. */
+export function mergeConfig<T>(base: T, over: unknown): T {
+  if (!isPlainObject(base) || !isPlainObject(over)) return (over === undefined ? base : over) as T;
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = mergeConfig(out[k], v);
+  return out as T;
+}
+
+/** A preset (or the plain defaults) with overrides applied, validated. */
+export function resolveRunConfig(preset: PresetName | undefined, overrides: unknown = {}): RunConfig {
+  if (preset !== undefined && !(preset in presets)) {
+    throw new Error(`unknown preset "${String(preset)}" (known: ${presetNames.join(', ')})`);
+  }
+  const base = (preset ? presets[preset] : {}) as Json;
+  return parseRunConfig(mergeConfig(base, overrides));
+}

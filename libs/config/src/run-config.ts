@@ -1,0 +1,176 @@
+import { z } from 'zod';
+
+/**
+ * One typed schema for a DINO run. Every default is the value of the reference
+ * implementation (spec §9) unless a comment says otherwise; presets override
+ * what a small machine needs.
+ */
+
+const range = (lo: number, hi: number) =>
+  z
+    .tuple([z.number().gt(0).max(1), z.number().gt(0).max(1)])
+    .refine(([a, b]) => a <= b, { message: 'first value must not exceed the second' })
+    .default([lo, hi]);
+
+export const modelSchema = z
+  .object({
+    /** Named size; `custom` takes embedDim/depth/numHeads as given. */
+    arch: z.enum(['vit_tiny', 'vit_small', 'vit_base', 'custom']).default('vit_small'),
+    patchSize: z.number().int().min(1).max(64).default(16),
+    embedDim: z.number().int().min(8).max(4096).optional(),
+    depth: z.number().int().min(1).max(48).optional(),
+    numHeads: z.number().int().min(1).max(64).optional(),
+    mlpRatio: z.number().positive().max(16).default(4),
+    qkvBias: z.boolean().default(true),
+    inChans: z.number().int().min(1).max(4).default(3),
+    /** Student stochastic-depth rate (teacher always 0). */
+    dropPathRate: z.number().min(0).max(0.9).default(0.1),
+    /** Exact erf GELU per the spec; `tanh` is the faster approximation (a deviation, opt-in). */
+    gelu: z.enum(['exact', 'tanh']).default('exact'),
+    /** `dino-v1`: scale-factor coordinate mapping of the released code; `size`: explicit output size (DINOv2). */
+    posEmbedInterpolation: z.enum(['dino-v1', 'size']).default('dino-v1'),
+  })
+  .strict();
+
+export const headSchema = z
+  .object({
+    outDim: z.number().int().min(2).max(262144).default(65536),
+    hiddenDim: z.number().int().min(1).max(16384).default(2048),
+    bottleneckDim: z.number().int().min(1).max(4096).default(256),
+    nlayers: z.number().int().min(1).max(8).default(3),
+    normLastLayer: z.boolean().default(true),
+  })
+  .strict();
+
+export const lossSchema = z
+  .object({
+    studentTemp: z.number().positive().max(10).default(0.1),
+    teacherTemp: z.number().positive().max(1).default(0.04),
+    warmupTeacherTemp: z.number().positive().max(1).default(0.04),
+    warmupTeacherTempEpochs: z.number().int().min(0).default(0),
+    centerMomentum: z.number().min(0).max(1).default(0.9),
+  })
+  .strict();
+
+export const optimSchema = z
+  .object({
+    optimizer: z.enum(['adamw']).default('adamw'),
+    /** Peak learning rate per 256 images; scaled linearly by the global batch. */
+    lr: z.number().positive().max(1).default(0.0005),
+    minLr: z.number().min(0).max(1).default(1e-6),
+    warmupEpochs: z.number().min(0).default(10),
+    weightDecay: z.number().min(0).max(10).default(0.04),
+    weightDecayEnd: z.number().min(0).max(10).default(0.4),
+    beta1: z.number().min(0).lt(1).default(0.9),
+    beta2: z.number().min(0).lt(1).default(0.999),
+    eps: z.number().positive().default(1e-8),
+    /** Per-tensor gradient-norm clip; 0 disables. */
+    clipGrad: z.number().min(0).default(3.0),
+    /** Epochs during which the head's last layer is not updated at all. */
+    freezeLastLayer: z.number().int().min(0).default(1),
+    momentumTeacher: z.number().min(0).max(1).default(0.996),
+  })
+  .strict();
+
+export const augmentSchema = z
+  .object({
+    globalCropSize: z.number().int().min(4).max(1024).default(224),
+    localCropSize: z.number().int().min(4).max(1024).default(96),
+    localCropsNumber: z.number().int().min(0).max(32).default(8),
+    globalCropsScale: range(0.4, 1.0),
+    localCropsScale: range(0.05, 0.4),
+    mean: z.tuple([z.number(), z.number(), z.number()]).default([0.485, 0.456, 0.406]),
+    std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]).default([0.229, 0.224, 0.225]),
+  })
+  .strict();
+
+export const trainSchema = z
+  .object({
+    /** Images per optimizer step (global batch across replicas). */
+    batchSize: z.number().int().min(2).max(8192).default(64),
+    /** Images per forward/backward pass; gradients are accumulated up to batchSize. 0 = whole batch. */
+    microBatchSize: z.number().int().min(0).max(8192).default(0),
+    epochs: z.number().int().min(1).max(10000).default(100),
+    seed: z.number().int().min(0).max(2 ** 31 - 1).default(0),
+    /** Optimizer steps per training shard (queued runs). */
+    stepsPerShard: z.number().int().min(1).default(100),
+  })
+  .strict();
+
+export const runConfigSchema = z
+  .object({
+    model: modelSchema.default(modelSchema.parse({})),
+    head: headSchema.default(headSchema.parse({})),
+    loss: lossSchema.default(lossSchema.parse({})),
+    optim: optimSchema.default(optimSchema.parse({})),
+    augment: augmentSchema.default(augmentSchema.parse({})),
+    train: trainSchema.default(trainSchema.parse({})),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const p = c.model.patchSize;
+    if (c.augment.globalCropSize % p !== 0)
+      ctx.addIssue({ code: 'custom', path: ['augment', 'globalCropSize'], message: `must be a multiple of model.patchSize (${p})` });
+    if (c.augment.localCropsNumber > 0 && c.augment.localCropSize % p !== 0)
+      ctx.addIssue({ code: 'custom', path: ['augment', 'localCropSize'], message: `must be a multiple of model.patchSize (${p})` });
+    if (c.augment.localCropsNumber > 0 && c.augment.localCropSize > c.augment.globalCropSize)
+      ctx.addIssue({ code: 'custom', path: ['augment', 'localCropSize'], message: 'must not exceed augment.globalCropSize' });
+    if (c.model.arch === 'custom') {
+      for (const k of ['embedDim', 'depth', 'numHeads'] as const)
+        if (c.model[k] === undefined)
+          ctx.addIssue({ code: 'custom', path: ['model', k], message: 'required when model.arch is "custom"' });
+    }
+    const dims = resolveModelDims(c.model);
+    if (dims.embedDim % dims.numHeads !== 0)
+      ctx.addIssue({ code: 'custom', path: ['model', 'numHeads'], message: `must divide embedDim (${dims.embedDim})` });
+    const micro = c.train.microBatchSize;
+    if (micro > 0 && c.train.batchSize % micro !== 0)
+      ctx.addIssue({ code: 'custom', path: ['train', 'microBatchSize'], message: `must divide train.batchSize (${c.train.batchSize})` });
+    if (c.loss.warmupTeacherTempEpochs > c.train.epochs)
+      ctx.addIssue({ code: 'custom', path: ['loss', 'warmupTeacherTempEpochs'], message: 'must not exceed train.epochs' });
+  });
+
+export type RunConfig = z.infer<typeof runConfigSchema>;
+export type RunConfigInput = z.input<typeof runConfigSchema>;
+export type ModelConfig = RunConfig['model'];
+export type HeadConfig = RunConfig['head'];
+export type LossConfig = RunConfig['loss'];
+export type OptimConfig = RunConfig['optim'];
+export type AugmentConfig = RunConfig['augment'];
+export type TrainConfig = RunConfig['train'];
+
+const namedSizes = {
+  vit_tiny: { embedDim: 192, depth: 12, numHeads: 3 },
+  vit_small: { embedDim: 384, depth: 12, numHeads: 6 },
+  vit_base: { embedDim: 768, depth: 12, numHeads: 12 },
+} as const;
+
+export interface ModelDims {
+  embedDim: number;
+  depth: number;
+  numHeads: number;
+}
+
+/** Named sizes give defaults; explicit embedDim/depth/numHeads override them. */
+export function resolveModelDims(m: Pick<ModelConfig, 'arch' | 'embedDim' | 'depth' | 'numHeads'>): ModelDims {
+  const base = m.arch === 'custom' ? { embedDim: 0, depth: 0, numHeads: 1 } : namedSizes[m.arch];
+  return {
+    embedDim: m.embedDim ?? base.embedDim,
+    depth: m.depth ?? base.depth,
+    numHeads: m.numHeads ?? base.numHeads,
+  };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly reasons: string[]) {
+    super(`invalid run config: ${reasons.join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses and validates; throws ConfigError listing every problem with its field path. */
+export function parseRunConfig(input: unknown): RunConfig {
+  const r = runConfigSchema.safeParse(input ?? {});
+  if (r.success) return r.data;
+  throw new ConfigError(r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`));
+}
