@@ -80,7 +80,9 @@ export const augmentSchema = z
     globalCropsScale: range(0.4, 1.0),
     localCropsScale: range(0.05, 0.4),
     mean: z.tuple([z.number(), z.number(), z.number()]).default([0.485, 0.456, 0.406]),
-    std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]).default([0.229, 0.224, 0.225]),
+    std: z
+      .tuple([z.number().positive(), z.number().positive(), z.number().positive()])
+      .default([0.229, 0.224, 0.225]),
   })
   .strict();
 
@@ -91,7 +93,12 @@ export const trainSchema = z
     /** Images per forward/backward pass; gradients are accumulated up to batchSize. 0 = whole batch. */
     microBatchSize: z.number().int().min(0).max(8192).default(0),
     epochs: z.number().int().min(1).max(10000).default(100),
-    seed: z.number().int().min(0).max(2 ** 31 - 1).default(0),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 1)
+      .default(0),
     /** Optimizer steps per training shard (queued runs). */
     stepsPerShard: z.number().int().min(1).default(100),
   })
@@ -110,24 +117,52 @@ export const runConfigSchema = z
   .superRefine((c, ctx) => {
     const p = c.model.patchSize;
     if (c.augment.globalCropSize % p !== 0)
-      ctx.addIssue({ code: 'custom', path: ['augment', 'globalCropSize'], message: `must be a multiple of model.patchSize (${p})` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['augment', 'globalCropSize'],
+        message: `must be a multiple of model.patchSize (${p})`,
+      });
     if (c.augment.localCropsNumber > 0 && c.augment.localCropSize % p !== 0)
-      ctx.addIssue({ code: 'custom', path: ['augment', 'localCropSize'], message: `must be a multiple of model.patchSize (${p})` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['augment', 'localCropSize'],
+        message: `must be a multiple of model.patchSize (${p})`,
+      });
     if (c.augment.localCropsNumber > 0 && c.augment.localCropSize > c.augment.globalCropSize)
-      ctx.addIssue({ code: 'custom', path: ['augment', 'localCropSize'], message: 'must not exceed augment.globalCropSize' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['augment', 'localCropSize'],
+        message: 'must not exceed augment.globalCropSize',
+      });
     if (c.model.arch === 'custom') {
       for (const k of ['embedDim', 'depth', 'numHeads'] as const)
         if (c.model[k] === undefined)
-          ctx.addIssue({ code: 'custom', path: ['model', k], message: 'required when model.arch is "custom"' });
+          ctx.addIssue({
+            code: 'custom',
+            path: ['model', k],
+            message: 'required when model.arch is "custom"',
+          });
     }
     const dims = resolveModelDims(c.model);
     if (dims.embedDim % dims.numHeads !== 0)
-      ctx.addIssue({ code: 'custom', path: ['model', 'numHeads'], message: `must divide embedDim (${dims.embedDim})` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['model', 'numHeads'],
+        message: `must divide embedDim (${dims.embedDim})`,
+      });
     const micro = c.train.microBatchSize;
     if (micro > 0 && c.train.batchSize % micro !== 0)
-      ctx.addIssue({ code: 'custom', path: ['train', 'microBatchSize'], message: `must divide train.batchSize (${c.train.batchSize})` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['train', 'microBatchSize'],
+        message: `must divide train.batchSize (${c.train.batchSize})`,
+      });
     if (c.loss.warmupTeacherTempEpochs > c.train.epochs)
-      ctx.addIssue({ code: 'custom', path: ['loss', 'warmupTeacherTempEpochs'], message: 'must not exceed train.epochs' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['loss', 'warmupTeacherTempEpochs'],
+        message: 'must not exceed train.epochs',
+      });
   });
 
 export type RunConfig = z.infer<typeof runConfigSchema>;
@@ -152,7 +187,9 @@ export interface ModelDims {
 }
 
 /** Named sizes give defaults; explicit embedDim/depth/numHeads override them. */
-export function resolveModelDims(m: Pick<ModelConfig, 'arch' | 'embedDim' | 'depth' | 'numHeads'>): ModelDims {
+export function resolveModelDims(
+  m: Pick<ModelConfig, 'arch' | 'embedDim' | 'depth' | 'numHeads'>,
+): ModelDims {
   const base = m.arch === 'custom' ? { embedDim: 0, depth: 0, numHeads: 1 } : namedSizes[m.arch];
   return {
     embedDim: m.embedDim ?? base.embedDim,

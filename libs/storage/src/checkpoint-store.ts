@@ -1,0 +1,193 @@
+import { createHash } from 'node:crypto';
+import { ChecksumMismatchError, NotFoundError, StorageError } from './errors';
+import {
+  checkpointCommitKey,
+  checkpointFileKey,
+  checkpointsPrefix,
+  committedStepFromKey,
+  formatStep,
+  validateFileName,
+  validateId,
+} from './keys';
+import type { ObjectStore } from './object-store';
+
+/*
+ * Object stores have no rename, so a checkpoint is made atomic by ordering: every file is written
+ * first and the COMMITTED record last. Readers only trust directories that have the record, and
+ * the record's sizes and sha256s catch files that were overwritten or damaged afterwards.
+ */
+
+/** The operations checkpoints need; an `ObjectStore` has them. */
+export type CheckpointStorage = Pick<
+  ObjectStore,
+  'getBytes' | 'getJson' | 'putBytes' | 'putBytesIfAbsent' | 'exists' | 'list'
+>;
+
+export const CHECKPOINT_COMMIT_FORMAT = 'dinoq.checkpoint-commit/1';
+
+export interface CommittedFile {
+  size: number;
+  sha256: string;
+}
+
+/** The content of `runs/<runId>/checkpoints/<step>/COMMITTED`. */
+export interface CheckpointCommit {
+  format: typeof CHECKPOINT_COMMIT_FORMAT;
+  runId: string;
+  step: number;
+  committedAt: string;
+  files: Record<string, CommittedFile>;
+}
+
+export interface CommitResult {
+  /** True when the step was committed before this call; nothing was written then. */
+  alreadyCommitted: boolean;
+  commit: CheckpointCommit;
+}
+
+export interface LoadedCheckpoint {
+  step: number;
+  commit: CheckpointCommit;
+  files: Record<string, Uint8Array>;
+}
+
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/**
+ * Writes the checkpoint files of one step, then its COMMITTED record. A step that is already
+ * committed is left untouched, so a training shard that runs twice cannot replace a checkpoint
+ * that readers may already be using.
+ */
+export async function commitCheckpoint(
+  store: CheckpointStorage,
+  runId: string,
+  step: number,
+  files: Record<string, Uint8Array>,
+  now: () => Date = () => new Date(),
+): Promise<CommitResult> {
+  const commitKey = checkpointCommitKey(runId, step);
+  const names = Object.keys(files).sort();
+  if (names.length === 0)
+    throw new StorageError(`checkpoint ${runId}@${formatStep(step)} has no files to commit`);
+  const fileKeys = names.map((name) => checkpointFileKey(runId, step, name));
+
+  const existing = await readCheckpointCommit(store, runId, step);
+  if (existing) return { alreadyCommitted: true, commit: existing };
+
+  const committed: Record<string, CommittedFile> = {};
+  for (const name of names) {
+    const bytes = files[name];
+    if (!(bytes instanceof Uint8Array)) {
+      throw new StorageError(`checkpoint ${runId}@${formatStep(step)}: file ${name} is not a Uint8Array`);
+    }
+    committed[name] = { size: bytes.byteLength, sha256: sha256Hex(bytes) };
+  }
+  await Promise.all(names.map((name, index) => store.putBytes(fileKeys[index], files[name])));
+  const commit: CheckpointCommit = {
+    format: CHECKPOINT_COMMIT_FORMAT,
+    runId,
+    step,
+    committedAt: now().toISOString(),
+    files: committed,
+  };
+  const record = new TextEncoder().encode(`${JSON.stringify(commit, null, 2)}\n`);
+  const written = await store.putBytesIfAbsent(commitKey, record, 'application/json');
+  if (!written) {
+    // Another writer committed this step between our check and our write; theirs stands.
+    const winner = await readCheckpointCommit(store, runId, step);
+    if (!winner) throw new StorageError(`${commitKey}: conditional write refused but no commit record found`);
+    return { alreadyCommitted: true, commit: winner };
+  }
+  return { alreadyCommitted: false, commit };
+}
+
+/** The COMMITTED record of a step, or null when that step is not committed. */
+export async function readCheckpointCommit(
+  store: Pick<CheckpointStorage, 'getJson'>,
+  runId: string,
+  step: number,
+): Promise<CheckpointCommit | null> {
+  const key = checkpointCommitKey(runId, step);
+  const value = await store.getJson<unknown>(key);
+  return value === null ? null : parseCommit(key, value, runId, step);
+}
+
+/** Committed steps of a run in ascending order; directories without COMMITTED are ignored. */
+export async function listCommitted(
+  store: Pick<CheckpointStorage, 'list'>,
+  runId: string,
+): Promise<number[]> {
+  const steps: number[] = [];
+  for await (const key of store.list(checkpointsPrefix(runId))) {
+    const step = committedStepFromKey(runId, key);
+    if (step !== null) steps.push(step);
+  }
+  return steps.sort((a, b) => a - b);
+}
+
+/** The newest committed step of a run, or null when it has none. */
+export async function latestCommitted(
+  store: Pick<CheckpointStorage, 'list'>,
+  runId: string,
+): Promise<number | null> {
+  const steps = await listCommitted(store, runId);
+  return steps.length > 0 ? steps[steps.length - 1] : null;
+}
+
+/**
+ * Reads every file of a committed checkpoint and checks it against the COMMITTED record.
+ * @throws NotFoundError when the step is not committed or a recorded file is missing.
+ * @throws ChecksumMismatchError naming the file whose size or sha256 differs.
+ */
+export async function loadCheckpoint(
+  store: CheckpointStorage,
+  runId: string,
+  step: number,
+): Promise<LoadedCheckpoint> {
+  const commit = await readCheckpointCommit(store, runId, step);
+  if (!commit) throw new NotFoundError(checkpointCommitKey(runId, step));
+  const entries = await Promise.all(
+    Object.entries(commit.files).map(async ([name, expected]) => {
+      const key = checkpointFileKey(runId, step, name);
+      const bytes = await store.getBytes(key);
+      if (bytes.byteLength !== expected.size) {
+        throw new ChecksumMismatchError(
+          key,
+          name,
+          `size ${bytes.byteLength} bytes, committed ${expected.size}`,
+        );
+      }
+      const actual = sha256Hex(bytes);
+      if (actual !== expected.sha256) {
+        throw new ChecksumMismatchError(key, name, `sha256 ${actual}, committed ${expected.sha256}`);
+      }
+      return [name, bytes] as const;
+    }),
+  );
+  return { step, commit, files: Object.fromEntries(entries) };
+}
+
+function parseCommit(key: string, value: unknown, runId: string, step: number): CheckpointCommit {
+  const bad = (why: string) => new StorageError(`${key} is not a valid commit record: ${why}`);
+  if (typeof value !== 'object' || value === null) throw bad('not an object');
+  const record = value as Partial<CheckpointCommit>;
+  if (record.format !== CHECKPOINT_COMMIT_FORMAT) throw bad(`format is ${JSON.stringify(record.format)}`);
+  if (record.runId !== runId || record.step !== step) {
+    throw bad(`it names ${String(record.runId)}@${String(record.step)}, expected ${runId}@${step}`);
+  }
+  if (typeof record.files !== 'object' || record.files === null) throw bad('files is missing');
+  for (const [name, file] of Object.entries(record.files)) {
+    validateFileName('checkpointFile', name);
+    if (
+      !Number.isInteger(file?.size) ||
+      typeof file?.sha256 !== 'string' ||
+      !/^[0-9a-f]{64}$/.test(file.sha256)
+    ) {
+      throw bad(`entry for ${name} needs an integer size and a hex sha256`);
+    }
+  }
+  validateId('runId', record.runId);
+  return record as CheckpointCommit;
+}

@@ -1,0 +1,177 @@
+import { InvalidIdError } from './errors';
+
+/*
+ * The only module that knows where things live in the bucket. Every key is built from validated
+ * parts, so a user-supplied value can never climb out of its prefix or collide with another one.
+ *
+ *   datasets/<name>/manifest.json
+ *   datasets/<name>/shards/<file>
+ *   runs/<runId>/run.json
+ *   runs/<runId>/checkpoints/<step:9 digits>/<file>   and .../COMMITTED, written last
+ *   runs/<runId>/metrics/<shard>.jsonl
+ *   runs/<runId>/evals/<evalId>.json
+ *   runs/<runId>/attention/<exportId>/<file>
+ *   runs/<runId>/export/backbone.safetensors
+ *   runs/<runId>/features/<step:9 digits>/<split>.bin
+ */
+
+const ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+const ID_MAX_LENGTH = 64;
+const FILE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const FILE_NAME_MAX_LENGTH = 128;
+const STEP_DIGITS = 9;
+const MAX_STEP = 10 ** STEP_DIGITS - 1;
+const SHARD_INDEX_DIGITS = 6;
+
+/** Written last into a checkpoint directory; a checkpoint without it does not exist. */
+export const COMMIT_MARKER_FILE = 'COMMITTED';
+
+function describeBadName(value: string, maxLength: number, allowed: string): string {
+  if (value.length === 0) return 'must not be empty';
+  if (value.length > maxLength) return `must be at most ${maxLength} characters (got ${value.length})`;
+  if (value.includes('/') || value.includes('\\')) return 'must not contain path separators';
+  if (value.startsWith('.')) return 'must not start with a dot';
+  return `may only contain ${allowed}, starting with a letter or digit`;
+}
+
+/**
+ * Checks an identifier used as one key segment (run ids, dataset names, eval ids, ...):
+ * 1-64 characters of lowercase letters, digits, `-` and `_`, starting with a letter or digit.
+ */
+export function validateId(field: string, value: unknown): string {
+  if (typeof value !== 'string') throw new InvalidIdError(field, value, 'must be a string');
+  if (!ID_PATTERN.test(value)) {
+    throw new InvalidIdError(
+      field,
+      value,
+      describeBadName(value, ID_MAX_LENGTH, "lowercase letters, digits, '-' and '_'"),
+    );
+  }
+  return value;
+}
+
+/** Checks a file name inside a key prefix: no separators, no leading dot, at most 128 characters. */
+export function validateFileName(field: string, value: unknown): string {
+  if (typeof value !== 'string') throw new InvalidIdError(field, value, 'must be a string');
+  if (!FILE_NAME_PATTERN.test(value)) {
+    throw new InvalidIdError(
+      field,
+      value,
+      describeBadName(value, FILE_NAME_MAX_LENGTH, "letters, digits, '.', '-' and '_'"),
+    );
+  }
+  return value;
+}
+
+/** Zero-pads so that lexicographic key order is step order. */
+export function formatStep(step: number, field = 'step'): string {
+  if (!Number.isInteger(step) || step < 0 || step > MAX_STEP) {
+    throw new InvalidIdError(field, step, `must be an integer in [0, ${MAX_STEP}]`);
+  }
+  return String(step).padStart(STEP_DIGITS, '0');
+}
+
+function formatShard(shard: number | string): string {
+  if (typeof shard === 'number') {
+    if (!Number.isInteger(shard) || shard < 0) {
+      throw new InvalidIdError('shard', shard, 'must be a non-negative integer or an id');
+    }
+    return String(shard).padStart(SHARD_INDEX_DIGITS, '0');
+  }
+  return validateId('shard', shard);
+}
+
+// --- datasets ---------------------------------------------------------------------------------
+
+export function datasetPrefix(name: string): string {
+  return `datasets/${validateId('datasetName', name)}/`;
+}
+
+export function datasetManifestKey(name: string): string {
+  return `${datasetPrefix(name)}manifest.json`;
+}
+
+export function datasetShardsPrefix(name: string): string {
+  return `${datasetPrefix(name)}shards/`;
+}
+
+export function datasetShardKey(name: string, file: string): string {
+  return `${datasetShardsPrefix(name)}${validateFileName('shardFile', file)}`;
+}
+
+// --- runs -------------------------------------------------------------------------------------
+
+export function runPrefix(runId: string): string {
+  return `runs/${validateId('runId', runId)}/`;
+}
+
+export function runRecordKey(runId: string): string {
+  return `${runPrefix(runId)}run.json`;
+}
+
+export function checkpointsPrefix(runId: string): string {
+  return `${runPrefix(runId)}checkpoints/`;
+}
+
+export function checkpointPrefix(runId: string, step: number): string {
+  return `${checkpointsPrefix(runId)}${formatStep(step)}/`;
+}
+
+export function checkpointFileKey(runId: string, step: number, file: string): string {
+  const name = validateFileName('checkpointFile', file);
+  if (name === COMMIT_MARKER_FILE) {
+    throw new InvalidIdError(
+      'checkpointFile',
+      file,
+      `${COMMIT_MARKER_FILE} is reserved for the commit record`,
+    );
+  }
+  return `${checkpointPrefix(runId, step)}${name}`;
+}
+
+export function checkpointCommitKey(runId: string, step: number): string {
+  return `${checkpointPrefix(runId, step)}${COMMIT_MARKER_FILE}`;
+}
+
+const COMMIT_KEY_TAIL = new RegExp(`^(\\d{${STEP_DIGITS}})/${COMMIT_MARKER_FILE}$`);
+
+/** The step of a listed `.../checkpoints/<step>/COMMITTED` key of this run, or null for any other key. */
+export function committedStepFromKey(runId: string, key: string): number | null {
+  const prefix = checkpointsPrefix(runId);
+  if (!key.startsWith(prefix)) return null;
+  const match = COMMIT_KEY_TAIL.exec(key.slice(prefix.length));
+  return match ? Number(match[1]) : null;
+}
+
+export function metricsPrefix(runId: string): string {
+  return `${runPrefix(runId)}metrics/`;
+}
+
+/** A number is a training-shard index (zero-padded to 6 digits); a string must be an id. */
+export function metricsKey(runId: string, shard: number | string): string {
+  return `${metricsPrefix(runId)}${formatShard(shard)}.jsonl`;
+}
+
+export function evalsPrefix(runId: string): string {
+  return `${runPrefix(runId)}evals/`;
+}
+
+export function evalKey(runId: string, evalId: string): string {
+  return `${evalsPrefix(runId)}${validateId('evalId', evalId)}.json`;
+}
+
+export function attentionPrefix(runId: string, exportId: string): string {
+  return `${runPrefix(runId)}attention/${validateId('exportId', exportId)}/`;
+}
+
+export function attentionFileKey(runId: string, exportId: string, file: string): string {
+  return `${attentionPrefix(runId, exportId)}${validateFileName('attentionFile', file)}`;
+}
+
+export function backboneExportKey(runId: string): string {
+  return `${runPrefix(runId)}export/backbone.safetensors`;
+}
+
+export function featuresKey(runId: string, step: number, split: string): string {
+  return `${runPrefix(runId)}features/${formatStep(step)}/${validateId('split', split)}.bin`;
+}

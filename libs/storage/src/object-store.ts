@@ -1,0 +1,358 @@
+import { Readable } from 'node:stream';
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { BucketLister, type ListingMode, type ObjectSummary } from './bucket-listing';
+import { InvalidIdError, NotFoundError, StorageError } from './errors';
+import { KeyListing } from './key-listing';
+import { describeError, httpStatusOf, isMissingObject } from './s3-errors';
+
+export interface ObjectStoreOptions {
+  client: S3Client;
+  bucket: string;
+  /** Defaults to `continuation-token`; it falls back to `marker` by itself when a server cannot page with tokens. */
+  listing?: ListingMode;
+  /** Keys per listing request; leave unset except to exercise paging. */
+  listPageSize?: number;
+}
+
+export interface PutStreamOptions {
+  /** Known length: one streamed PutObject, nothing buffered. Unknown: a multipart upload of buffered parts. */
+  contentLength?: number;
+  contentType?: string;
+  /** Multipart part size; S3 requires at least 5 MiB. */
+  partSizeBytes?: number;
+  /** Parts uploaded in parallel; memory use is about partSizeBytes × partsInParallel. */
+  partsInParallel?: number;
+}
+
+/** Inclusive byte range, as in an HTTP `Range` header. */
+export interface ByteRange {
+  start: number;
+  end?: number;
+}
+
+const OCTET_STREAM = 'application/octet-stream';
+const JSON_TYPE = 'application/json';
+const DELETE_BATCH = 1000;
+const MAX_PRESIGN_SECONDS = 7 * 24 * 3600;
+const MIN_PART_BYTES = 5 * 1024 * 1024;
+
+function assertKey(key: string, field = 'key'): void {
+  if (typeof key !== 'string' || key.length === 0)
+    throw new InvalidIdError(field, key, 'must be a non-empty string');
+  checkSegments(key, field);
+}
+
+function assertPrefix(prefix: string): void {
+  if (typeof prefix !== 'string') throw new InvalidIdError('prefix', prefix, 'must be a string');
+  if (prefix.length > 0) checkSegments(prefix.endsWith('/') ? prefix.slice(0, -1) : prefix, 'prefix');
+}
+
+// Filesystem-backed servers map keys to paths, so dot segments and empty segments are refused here.
+function checkSegments(path: string, field: string): void {
+  if (path.startsWith('/')) throw new InvalidIdError(field, path, 'must not start with "/"');
+  for (const segment of path.split('/')) {
+    if (segment === '' || segment === '.' || segment === '..') {
+      throw new InvalidIdError(field, path, 'must not contain empty, "." or ".." segments');
+    }
+  }
+}
+
+/** One bucket of an S3-compatible server, with the operations this project needs. */
+export class ObjectStore {
+  readonly client: S3Client;
+  readonly bucket: string;
+  private readonly lister: BucketLister;
+
+  constructor(options: ObjectStoreOptions) {
+    if (!options.bucket) throw new Error('ObjectStore: bucket must be a non-empty string');
+    this.client = options.client;
+    this.bucket = options.bucket;
+    this.lister = new BucketLister(
+      options.client,
+      options.bucket,
+      options.listing ?? 'continuation-token',
+      options.listPageSize,
+    );
+  }
+
+  /** How listings are paged right now (it changes once if the server cannot page with tokens). */
+  get listingMode(): ListingMode {
+    return this.lister.mode;
+  }
+
+  /** @throws NotFoundError naming the key when the object does not exist. */
+  async getBytes(key: string): Promise<Uint8Array> {
+    assertKey(key);
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      if (!out.Body) throw new StorageError(`GetObject ${this.describe(key)} returned no body`);
+      return await out.Body.transformToByteArray();
+    } catch (error) {
+      throw this.fail('GetObject', key, error);
+    }
+  }
+
+  /** A Node stream of the object (or of a byte range of it), for bodies too large to hold. */
+  async getStream(key: string, range?: ByteRange): Promise<Readable> {
+    assertKey(key);
+    const rangeHeader = range ? `bytes=${range.start}-${range.end ?? ''}` : undefined;
+    try {
+      const out = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: rangeHeader }),
+      );
+      if (!(out.Body instanceof Readable)) {
+        throw new StorageError(`GetObject ${this.describe(key)} did not return a Node stream`);
+      }
+      return out.Body;
+    } catch (error) {
+      throw this.fail('GetObject', key, error);
+    }
+  }
+
+  /** Parsed JSON, or null when the object does not exist. */
+  async getJson<T>(key: string): Promise<T | null> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.getBytes(key);
+    } catch (error) {
+      if (error instanceof NotFoundError) return null;
+      throw error;
+    }
+    try {
+      return JSON.parse(new TextDecoder().decode(bytes)) as T;
+    } catch (error) {
+      throw new StorageError(`${this.describe(key)} is not valid JSON: ${describeError(error)}`, {
+        cause: error,
+      });
+    }
+  }
+
+  async putBytes(key: string, bytes: Uint8Array, contentType = OCTET_STREAM): Promise<void> {
+    assertKey(key);
+    try {
+      await this.client.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: bytes, ContentType: contentType }),
+      );
+    } catch (error) {
+      throw this.fail('PutObject', key, error);
+    }
+  }
+
+  /**
+   * Writes only if no object exists under the key (`If-None-Match: *`); false when one does.
+   * Servers without conditional writes (s3rver) ignore the condition, so callers check
+   * `exists` first and treat this as protection against concurrent writers on real S3/MinIO.
+   */
+  async putBytesIfAbsent(key: string, bytes: Uint8Array, contentType = OCTET_STREAM): Promise<boolean> {
+    assertKey(key);
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: bytes,
+          ContentType: contentType,
+          IfNoneMatch: '*',
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (httpStatusOf(error) === 412) return false;
+      throw this.fail('PutObject', key, error);
+    }
+  }
+
+  async putJson(key: string, value: unknown): Promise<void> {
+    const text = JSON.stringify(value, null, 2);
+    if (text === undefined) throw new StorageError(`cannot store ${this.describe(key)}: value is not JSON`);
+    await this.putBytes(key, new TextEncoder().encode(`${text}\n`), JSON_TYPE);
+  }
+
+  /** Uploads a stream. A stream body is consumed once, so a failed request is not retried. */
+  async putStream(key: string, body: Readable, options: PutStreamOptions = {}): Promise<void> {
+    assertKey(key);
+    const contentType = options.contentType ?? OCTET_STREAM;
+    try {
+      if (options.contentLength !== undefined) {
+        await this.client.send(
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key: key,
+            Body: body,
+            ContentLength: options.contentLength,
+            ContentType: contentType,
+          }),
+        );
+        return;
+      }
+      const partSize = options.partSizeBytes ?? MIN_PART_BYTES;
+      if (partSize < MIN_PART_BYTES) {
+        throw new StorageError(
+          `putStream ${this.describe(key)}: partSizeBytes must be at least ${MIN_PART_BYTES}`,
+        );
+      }
+      await new Upload({
+        client: this.client,
+        params: { Bucket: this.bucket, Key: key, Body: body, ContentType: contentType },
+        partSize,
+        queueSize: options.partsInParallel ?? 2,
+      }).done();
+    } catch (error) {
+      throw this.fail('PutObject', key, error);
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    assertKey(key);
+    try {
+      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return true;
+    } catch (error) {
+      if (isMissingObject(error)) return false;
+      throw this.fail('HeadObject', key, error);
+    }
+  }
+
+  /** Every key under the prefix across all pages: await it for an array or `for await` it for a stream. */
+  list(prefix: string): KeyListing {
+    assertPrefix(prefix);
+    const objects = () => this.lister.objects(prefix);
+    return new KeyListing(async function* keys() {
+      for await (const object of objects()) yield object.key;
+    });
+  }
+
+  /** Like `list`, with sizes and modification times. */
+  listObjects(prefix: string): AsyncGenerator<ObjectSummary> {
+    assertPrefix(prefix);
+    return this.lister.objects(prefix);
+  }
+
+  /** Deleting a missing key is not an error (S3 semantics). */
+  async delete(key: string): Promise<void> {
+    assertKey(key);
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    } catch (error) {
+      throw this.fail('DeleteObject', key, error);
+    }
+  }
+
+  /** Deletes every object under a non-empty prefix; returns how many were deleted. */
+  async deletePrefix(prefix: string): Promise<number> {
+    assertPrefix(prefix);
+    if (prefix.length === 0)
+      throw new InvalidIdError('prefix', prefix, 'must not be empty (that would empty the bucket)');
+    let batch: string[] = [];
+    let deleted = 0;
+    for await (const key of this.list(prefix)) {
+      batch.push(key);
+      if (batch.length === DELETE_BATCH) {
+        deleted += await this.deleteBatch(prefix, batch);
+        batch = [];
+      }
+    }
+    if (batch.length > 0) deleted += await this.deleteBatch(prefix, batch);
+    return deleted;
+  }
+
+  /** A URL anyone can GET for `expiresSeconds` without credentials. */
+  async presignGet(key: string, expiresSeconds = 900): Promise<string> {
+    assertKey(key);
+    if (!Number.isInteger(expiresSeconds) || expiresSeconds < 1 || expiresSeconds > MAX_PRESIGN_SECONDS) {
+      throw new StorageError(
+        `presignGet ${this.describe(key)}: expiresSeconds must be in [1, ${MAX_PRESIGN_SECONDS}]`,
+      );
+    }
+    return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: key }), {
+      expiresIn: expiresSeconds,
+    });
+  }
+
+  /** Creates the bucket unless it exists. */
+  async ensureBucket(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      return;
+    } catch (error) {
+      if (httpStatusOf(error) !== 404) {
+        throw new StorageError(`HeadBucket s3://${this.bucket} failed: ${describeError(error)}`, {
+          cause: error,
+        });
+      }
+    }
+    try {
+      await this.client.send(new CreateBucketCommand({ Bucket: this.bucket }));
+    } catch (error) {
+      if (error instanceof Error && error.name === 'BucketAlreadyOwnedByYou') return;
+      throw new StorageError(`CreateBucket s3://${this.bucket} failed: ${describeError(error)}`, {
+        cause: error,
+      });
+    }
+  }
+
+  // --- the blob-store shape used by the data pipeline -------------------------------------------
+
+  get(key: string): Promise<Uint8Array> {
+    return this.getBytes(key);
+  }
+
+  put(key: string, bytes: Uint8Array): Promise<void> {
+    return this.putBytes(key, bytes);
+  }
+
+  // ------------------------------------------------------------------------------------------------
+
+  private async deleteBatch(prefix: string, keys: string[]): Promise<number> {
+    let out;
+    try {
+      out = await this.client.send(
+        new DeleteObjectsCommand({
+          Bucket: this.bucket,
+          Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true },
+        }),
+      );
+    } catch (error) {
+      throw new StorageError(
+        `DeleteObjects under s3://${this.bucket}/${prefix} failed: ${describeError(error)}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    const failures = out.Errors ?? [];
+    if (failures.length > 0) {
+      const named = failures
+        .slice(0, 5)
+        .map((failure) => `${failure.Key} (${failure.Code})`)
+        .join(', ');
+      throw new StorageError(
+        `DeleteObjects under s3://${this.bucket}/${prefix}: ${failures.length} failed: ${named}`,
+      );
+    }
+    return keys.length;
+  }
+
+  private describe(key: string): string {
+    return `s3://${this.bucket}/${key}`;
+  }
+
+  private fail(operation: string, key: string, error: unknown): Error {
+    if (error instanceof NotFoundError || error instanceof StorageError) return error;
+    if (isMissingObject(error)) return new NotFoundError(key, this.bucket);
+    return new StorageError(`${operation} ${this.describe(key)} failed: ${describeError(error)}`, {
+      cause: error,
+    });
+  }
+}

@@ -1,0 +1,102 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import {
+  EMBEDDED_S3_CREDENTIALS,
+  EMBEDDED_S3_REGION,
+  continuationTokensSupported,
+  startEmbeddedS3,
+  type EmbeddedS3,
+} from './embedded-s3';
+import { ObjectStore } from './object-store';
+import { createS3Client } from './s3-client';
+
+export interface StorageEnv {
+  /** Unset: an embedded s3rver is started with its data under DINOQ_DATA_DIR. */
+  S3_ENDPOINT?: string;
+  S3_BUCKET?: string;
+  S3_REGION?: string;
+  /** With an endpoint and no keys, the SDK's default credential chain applies (IAM roles, profiles). */
+  S3_ACCESS_KEY_ID?: string;
+  S3_SECRET_ACCESS_KEY?: string;
+  DINOQ_DATA_DIR?: string;
+}
+
+export const STORAGE_ENV_DEFAULTS = {
+  S3_BUCKET: 'dinoq',
+  S3_REGION: 'us-east-1',
+  DINOQ_DATA_DIR: '.data/s3',
+} as const;
+
+export interface Storage {
+  store: ObjectStore;
+  client: S3Client;
+  bucket: string;
+  endpoint: string | undefined;
+  /** The in-process server when no endpoint was configured, else null. */
+  embedded: EmbeddedS3 | null;
+  /** Releases the client's sockets and stops the embedded server, if any. */
+  close(): Promise<void>;
+}
+
+function setting(env: StorageEnv, name: keyof StorageEnv): string | undefined {
+  const value = env[name]?.trim();
+  return value ? value : undefined;
+}
+
+/**
+ * Storage as the environment describes it: an external S3-compatible server when S3_ENDPOINT is
+ * set (its bucket is created if missing), otherwise an embedded s3rver on 127.0.0.1.
+ */
+export async function storageFromEnv(env: StorageEnv = process.env): Promise<Storage> {
+  const bucket = setting(env, 'S3_BUCKET') ?? STORAGE_ENV_DEFAULTS.S3_BUCKET;
+  const endpoint = setting(env, 'S3_ENDPOINT');
+
+  if (endpoint === undefined) {
+    const embedded = await startEmbeddedS3({
+      directory: setting(env, 'DINOQ_DATA_DIR') ?? STORAGE_ENV_DEFAULTS.DINOQ_DATA_DIR,
+      bucket,
+    });
+    const client = createS3Client({
+      endpoint: embedded.endpoint,
+      region: EMBEDDED_S3_REGION,
+      ...EMBEDDED_S3_CREDENTIALS,
+    });
+    const store = new ObjectStore({
+      client,
+      bucket,
+      listing: continuationTokensSupported() ? 'continuation-token' : 'marker',
+    });
+    return {
+      store,
+      client,
+      bucket,
+      endpoint: embedded.endpoint,
+      embedded,
+      close: async () => {
+        client.destroy();
+        await embedded.close();
+      },
+    };
+  }
+
+  const client = createS3Client({
+    endpoint,
+    region: setting(env, 'S3_REGION') ?? STORAGE_ENV_DEFAULTS.S3_REGION,
+    accessKeyId: setting(env, 'S3_ACCESS_KEY_ID'),
+    secretAccessKey: setting(env, 'S3_SECRET_ACCESS_KEY'),
+  });
+  const store = new ObjectStore({ client, bucket });
+  try {
+    await store.ensureBucket();
+  } catch (error) {
+    client.destroy();
+    throw error;
+  }
+  return {
+    store,
+    client,
+    bucket,
+    endpoint,
+    embedded: null,
+    close: async () => client.destroy(),
+  };
+}

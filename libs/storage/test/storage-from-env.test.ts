@@ -1,0 +1,91 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createS3Client } from '../src/s3-client';
+import { continuationTokensSupported, startEmbeddedS3 } from '../src/embedded-s3';
+import { storageFromEnv } from '../src/storage-from-env';
+
+describe('storageFromEnv', () => {
+  let dataDir: string;
+
+  beforeEach(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'dinoq-env-'));
+  });
+
+  afterEach(async () => {
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('starts an embedded server with its data under DINOQ_DATA_DIR when no endpoint is set', async () => {
+    const directory = join(dataDir, 'nested', 's3');
+    const storage = await storageFromEnv({
+      DINOQ_DATA_DIR: directory,
+      S3_BUCKET: 'local-bucket',
+      S3_ENDPOINT: ' ',
+    });
+    try {
+      expect(storage.embedded).not.toBeNull();
+      expect(storage.endpoint).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(storage.bucket).toBe('local-bucket');
+      expect(storage.store.listingMode).toBe(continuationTokensSupported() ? 'continuation-token' : 'marker');
+      await storage.store.putJson('runs/r1/run.json', { status: 'queued' });
+      expect(await storage.store.getJson('runs/r1/run.json')).toEqual({ status: 'queued' });
+    } finally {
+      await storage.close();
+    }
+    expect(await readdir(directory)).toContain('local-bucket');
+
+    // A restart over the same folder sees the same objects.
+    const again = await storageFromEnv({ DINOQ_DATA_DIR: directory, S3_BUCKET: 'local-bucket' });
+    try {
+      expect(await again.store.getJson('runs/r1/run.json')).toEqual({ status: 'queued' });
+    } finally {
+      await again.close();
+    }
+  });
+
+  it('uses S3_ENDPOINT with the given credentials and creates the bucket', async () => {
+    const server = await startEmbeddedS3({ directory: dataDir, bucket: 'existing' });
+    try {
+      const storage = await storageFromEnv({
+        S3_ENDPOINT: server.endpoint,
+        S3_BUCKET: 'created-by-env',
+        S3_REGION: 'us-east-1',
+        S3_ACCESS_KEY_ID: 'S3RVER',
+        S3_SECRET_ACCESS_KEY: 'S3RVER',
+        DINOQ_DATA_DIR: join(dataDir, 'unused'),
+      });
+      try {
+        expect(storage.embedded).toBeNull();
+        expect(storage.endpoint).toBe(server.endpoint);
+        await storage.store.putBytes('k', new Uint8Array([4, 2]));
+        expect(Array.from(await storage.store.getBytes('k'))).toEqual([4, 2]);
+      } finally {
+        await storage.close();
+      }
+      expect(existsSync(join(dataDir, 'unused'))).toBe(false);
+      expect(await readdir(dataDir)).toContain('created-by-env');
+
+      await expect(
+        storageFromEnv({
+          S3_ENDPOINT: server.endpoint,
+          S3_BUCKET: 'wrong-keys',
+          S3_ACCESS_KEY_ID: 'nobody',
+          S3_SECRET_ACCESS_KEY: 'nothing',
+        }),
+      ).rejects.toThrow(/wrong-keys/);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('requires both keys or neither', () => {
+    expect(() => createS3Client({ region: 'us-east-1', accessKeyId: 'only-one' })).toThrow(/secretAccessKey/);
+    expect(() => createS3Client({ region: 'us-east-1', maxAttempts: 0 })).toThrow(/maxAttempts/);
+  });
+
+  it('refuses a bucket name S3 would refuse', async () => {
+    await expect(startEmbeddedS3({ directory: dataDir, bucket: 'Bad_Bucket' })).rejects.toThrow(/Bad_Bucket/);
+  });
+});
