@@ -1,2 +1,3 @@
 export * from './run-config';
 export * from './presets';
+export * from './run-plan';

@@ -83,6 +83,11 @@ function formatShard(shard: number | string): string {
 
 // --- datasets ---------------------------------------------------------------------------------
 
+/** Parent of every dataset; list it to find manifests (datasets/<name>/manifest.json). */
+export function datasetsPrefix(): string {
+  return 'datasets/';
+}
+
 export function datasetPrefix(name: string): string {
   return `datasets/${validateId('datasetName', name)}/`;
 }
@@ -100,6 +105,11 @@ export function datasetShardKey(name: string, file: string): string {
 }
 
 // --- runs -------------------------------------------------------------------------------------
+
+/** Parent of every run; list it to find run records (runs/<id>/run.json). */
+export function runsPrefix(): string {
+  return 'runs/';
+}
 
 export function runPrefix(runId: string): string {
   return `runs/${validateId('runId', runId)}/`;

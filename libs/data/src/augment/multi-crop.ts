@@ -1,0 +1,111 @@
+import type { AugmentConfig } from '@dinoq/config';
+import type { DecodedSplit } from '../load-split';
+import { resizeCropBicubic } from './bicubic-resize';
+import { colorJitter } from './color-jitter';
+import { gaussianBlur } from './gaussian-blur';
+import { flipHorizontal, grayscale, normalizeInto, solarize, toRgbFloat } from './pixel-ops';
+import { sampleCropBox } from './random-resized-crop';
+import { augmentRng, uniform, type Rng } from './rng';
+
+/** The decoded images augmentation reads (a DecodedSplit or anything shaped like one). */
+export type ImageSource = Pick<DecodedSplit, 'images' | 'count' | 'height' | 'width' | 'channels'>;
+
+export interface ViewSpec {
+  kind: 'global' | 'local';
+  size: number;
+  scale: readonly [number, number];
+  blurProbability: number;
+  solarizeProbability: number;
+}
+
+/**
+ * DINO's views (spec §8): two global crops that differ in blur (always vs 10 %) and solarize
+ * (never vs 20 %) so the teacher sees two differently distorted versions, then the local crops.
+ */
+export function multiCropViews(cfg: AugmentConfig): ViewSpec[] {
+  const global = { kind: 'global', size: cfg.globalCropSize, scale: cfg.globalCropsScale } as const;
+  const local: ViewSpec = {
+    kind: 'local',
+    size: cfg.localCropSize,
+    scale: cfg.localCropsScale,
+    blurProbability: 0.5,
+    solarizeProbability: 0,
+  };
+  return [
+    { ...global, blurProbability: 1.0, solarizeProbability: 0 },
+    { ...global, blurProbability: 0.1, solarizeProbability: 0.2 },
+    ...Array.from({ length: cfg.localCropsNumber }, () => ({ ...local })),
+  ];
+}
+
+const FLIP_P = 0.5;
+const JITTER_P = 0.8;
+const GRAYSCALE_P = 0.2;
+const BLUR_SIGMA: [number, number] = [0.1, 2.0];
+
+/**
+ * One view of one image: crop → flip → colour jitter → grayscale → blur → solarize, on
+ * [0, 255] floats. The probability tests follow the reference (`u ≤ p` for jitter and blur,
+ * `u < p` for the others).
+ */
+export function augmentView(
+  src: Float32Array,
+  height: number,
+  width: number,
+  view: ViewSpec,
+  rng: Rng,
+): Float32Array {
+  const box = sampleCropBox(rng, height, width, view.scale);
+  const img = resizeCropBicubic(src, width, box, view.size, view.size);
+  if (rng() < FLIP_P) flipHorizontal(img, view.size, view.size);
+  if (rng() <= JITTER_P) colorJitter(img, rng);
+  if (rng() < GRAYSCALE_P) grayscale(img);
+  if (rng() <= view.blurProbability)
+    gaussianBlur(img, view.size, view.size, uniform(rng, BLUR_SIGMA[0], BLUR_SIGMA[1]));
+  if (view.solarizeProbability > 0 && rng() < view.solarizeProbability) solarize(img);
+  return img;
+}
+
+export interface AugmentedBatch {
+  /** One NHWC [batch, size, size, 3] array per view: global1, global2, local1…localN. */
+  views: Float32Array[];
+  sizes: number[];
+  batch: number;
+}
+
+export function checkIndex(source: ImageSource, index: number): void {
+  if (!Number.isInteger(index) || index < 0 || index >= source.count)
+    throw new Error(`image index ${index} is outside the dataset (0..${source.count - 1})`);
+}
+
+// Hand the event loop back every few images so timers (job lock renewals, progress) keep running.
+const YIELD_EVERY = 16;
+
+/**
+ * DINO multi-crop for a batch. The draws for image `i` depend only on (seed, epoch, i), so the
+ * same inputs give bit-identical outputs whatever the batch composition or order.
+ */
+export async function augmentBatch(
+  images: ImageSource,
+  indices: readonly number[],
+  cfg: AugmentConfig,
+  options: { seed: number; epoch: number },
+): Promise<AugmentedBatch> {
+  const views = multiCropViews(cfg);
+  const batch = indices.length;
+  const outputs = views.map((v) => new Float32Array(batch * v.size * v.size * 3));
+  const { height, width, channels } = images;
+  const frame = height * width * channels;
+  const src = new Float32Array(height * width * 3);
+  for (const [b, index] of indices.entries()) {
+    checkIndex(images, index);
+    toRgbFloat(images.images.subarray(index * frame, (index + 1) * frame), channels, src);
+    const rng = augmentRng(options.seed, options.epoch, index);
+    for (const [v, view] of views.entries()) {
+      const img = augmentView(src, height, width, view, rng);
+      normalizeInto(img, cfg.mean, cfg.std, outputs[v], b * img.length);
+    }
+    if ((b + 1) % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  return { views: outputs, sizes: views.map((v) => v.size), batch };
+}

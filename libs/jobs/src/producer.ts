@@ -1,0 +1,59 @@
+import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
+import { QUEUE_PREFIX, QueueName, allQueues } from './queues';
+import { jobCatalogue, type JobName, type JobPayload } from './payloads';
+
+/** Retries with backoff resume from the last commit, so a few attempts are cheap. */
+export const defaultJobOptions: JobsOptions = {
+  attempts: 4,
+  backoff: { type: 'exponential', delay: 2000 },
+  removeOnComplete: { age: 7 * 24 * 3600, count: 1000 },
+  removeOnFail: { age: 30 * 24 * 3600, count: 5000 },
+};
+
+/**
+ * Type-checked enqueueing shared by the API and the workers: the payload is validated against
+ * the catalogue before anything reaches Redis, and the queue must be one the job may run on.
+ */
+export class JobProducer {
+  private readonly queues = new Map<QueueName, Queue>();
+
+  constructor(private readonly connection: ConnectionOptions) {}
+
+  queue(name: QueueName): Queue {
+    let q = this.queues.get(name);
+    if (!q) {
+      q = new Queue(name, { connection: this.connection, prefix: QUEUE_PREFIX, defaultJobOptions });
+      this.queues.set(name, q);
+    }
+    return q;
+  }
+
+  async add<N extends JobName>(queue: QueueName, name: N, data: JobPayload<N>, opts: JobsOptions = {}) {
+    const entry = jobCatalogue[name];
+    if (!(entry.queues as readonly QueueName[]).includes(queue)) {
+      throw new Error(`job "${name}" cannot run on queue "${queue}" (allowed: ${entry.queues.join(', ')})`);
+    }
+    const payload = entry.schema.parse(data);
+    return this.queue(queue).add(name, payload, opts);
+  }
+
+  /** Waiting + active + delayed counts of every queue, for health and metrics. */
+  async counts(): Promise<Record<QueueName, Record<string, number>>> {
+    const out = {} as Record<QueueName, Record<string, number>>;
+    for (const q of allQueues)
+      out[q] = await this.queue(q).getJobCounts(
+        'waiting',
+        'active',
+        'delayed',
+        'failed',
+        'completed',
+        'prioritized',
+      );
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+    this.queues.clear();
+  }
+}
