@@ -19,7 +19,13 @@ export interface RedisLike {
   set(key: string, value: string, mode: 'EX', seconds: number): Promise<unknown>;
   get(key: string): Promise<string | null>;
   del(key: string): Promise<unknown>;
-  scan(cursor: string | number, ...args: (string | number)[]): Promise<[string, string[]]>;
+  scan(
+    cursor: string,
+    match: 'MATCH',
+    pattern: string,
+    count: 'COUNT',
+    n: number,
+  ): Promise<[string, string[]]>;
 }
 
 const KEY_PREFIX = 'dinoq:workers:';

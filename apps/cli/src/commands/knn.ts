@@ -1,0 +1,119 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Command } from 'commander';
+import type { RunConfig } from '@dinoq/config';
+import { DinoTrainer, initDinoParams, selectBackend, type Params } from '@dinoq/dino';
+import { extractFeatures, rawPixelFeatures, weightedKnn, type FeatureSet, type KnnScore } from '@dinoq/eval';
+import type { DecodedSplit } from '@dinoq/data';
+import { configFromFlags, positiveInt, collect, type ConfigFlags } from '../options';
+import { dataDir, latestLocalCheckpoint, readCheckpointFiles, runDir } from '../local-layout';
+import { loadLocalSplit } from '../dataset';
+import { logger } from '../logger';
+
+interface KnnFlags extends ConfigFlags {
+  run?: string;
+  randomInit?: boolean;
+  rawPixels?: boolean;
+  network: 'teacher' | 'student';
+  dataset: string;
+  dataDir?: string;
+  trainLimit?: number;
+  testLimit?: number;
+  ks: string;
+  temperature: number;
+}
+
+export type Features = (split: DecodedSplit, limit?: number) => Promise<FeatureSet>;
+
+/** Which features to evaluate: a run's checkpoint, a randomly initialised network, or raw pixels. */
+export async function featuresFor(
+  o: KnnFlags,
+  root: string,
+): Promise<{ label: string; features: Features; dispose: () => void }> {
+  if (o.rawPixels)
+    return { label: 'raw pixels', features: async (s, l) => rawPixelFeatures(s, l), dispose: () => {} };
+  let config: RunConfig;
+  let params: Params;
+  let dispose: () => void;
+  let label: string;
+  if (o.run) {
+    const dir = runDir(root, o.run);
+    const latest = latestLocalCheckpoint(dir);
+    if (!latest) throw new Error(`run "${o.run}" has no committed checkpoint in ${dir}`);
+    const run = JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8')) as {
+      config: RunConfig;
+      datasetSize: number;
+    };
+    config = run.config;
+    const trainer = DinoTrainer.restore(config, run.datasetSize, readCheckpointFiles(latest.dir));
+    params = o.network === 'student' ? trainer.student : trainer.teacher;
+    dispose = () => trainer.dispose();
+    label = `${o.run} ${o.network} @ step ${latest.step}`;
+  } else if (o.randomInit) {
+    config = configFromFlags(o);
+    params = initDinoParams(config, config.train.seed);
+    dispose = () => params.forEach((v) => v.dispose());
+    label = `random init (seed ${config.train.seed})`;
+  } else {
+    throw new Error('pass --run <id>, --random-init or --raw-pixels');
+  }
+  return {
+    label,
+    features: (split, limit) => extractFeatures(params, split, { config, limit }),
+    dispose,
+  };
+}
+
+export function formatScores(label: string, scores: KnnScore[]): string {
+  return (
+    scores.map((s) => `${label}: k=${s.k} top1 ${s.top1.toFixed(2)}% top5 ${s.top5.toFixed(2)}%`).join('\n') +
+    '\n'
+  );
+}
+
+export function registerKnn(program: Command): void {
+  program
+    .command('knn')
+    .description('Weighted k-NN evaluation (teacher [CLS], L2-normalised, T = 0.07) on the test split')
+    .option('--run <id>', 'evaluate the newest committed checkpoint of this run')
+    .option('--network <which>', 'teacher or student', 'teacher')
+    .option('--random-init', 'evaluate a randomly initialised network (config from --preset/--set)')
+    .option('--raw-pixels', 'evaluate raw pixels with the same protocol')
+    .option('--preset <name>', 'config preset for --random-init', 'fmnist-tiny')
+    .option('--set <path=value>', 'config override for --random-init (repeatable)', collect)
+    .option('--dataset <name>', 'dataset name', 'fmnist')
+    .option('--data-dir <dir>', 'local storage root (default $DINOQ_DATA_DIR or .data)')
+    .option('--train-limit <n>', 'memory bank: first n train images', positiveInt('--train-limit'))
+    .option('--test-limit <n>', 'queries: first n test images', positiveInt('--test-limit'))
+    .option('--ks <list>', 'comma-separated k values', '10,20,100,200')
+    .option('--temperature <t>', 'vote temperature', Number, 0.07)
+    .action(async (o: KnnFlags) => {
+      const backend = await selectBackend();
+      const root = dataDir(o.dataDir);
+      const train = await loadLocalSplit(root, o.dataset, 'train', o.trainLimit);
+      const test = await loadLocalSplit(root, o.dataset, 'test', o.testLimit);
+      const f = await featuresFor(o, root);
+      try {
+        const t0 = Date.now();
+        const bank = await f.features(train);
+        const queries = await f.features(test);
+        const scores = weightedKnn(bank, queries, {
+          numClasses: Math.max(...train.labels) + 1,
+          ks: o.ks.split(',').map(Number),
+          temperature: o.temperature,
+        });
+        logger.info(
+          {
+            backend: backend.name,
+            seconds: (Date.now() - t0) / 1000,
+            train: bank.count,
+            test: queries.count,
+          },
+          'k-NN done',
+        );
+        process.stdout.write(formatScores(f.label, scores));
+      } finally {
+        f.dispose();
+      }
+    });
+}

@@ -1,0 +1,131 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { DinoTrainer, NonFiniteLossError, selectBackend } from '@dinoq/dino';
+import { configFromFlags, collect, positiveInt, type ConfigFlags } from '../options';
+import { dataDir, latestLocalCheckpoint, readCheckpointFiles, runDir } from '../local-layout';
+import { loadLocalSplit } from '../dataset';
+import { trainLoop } from '../train-loop';
+import { logger } from '../logger';
+
+interface TrainFlags extends ConfigFlags {
+  dataset: string;
+  dataDir?: string;
+  run?: string;
+  steps?: number;
+  minutes?: number;
+  trainLimit?: number;
+  checkpointEvery: number;
+  resume?: boolean;
+  progress: boolean;
+}
+
+export function registerTrain(program: Command): void {
+  program
+    .command('train')
+    .description('Train a DINO run locally (no queue), writing checkpoints and metrics under the data dir')
+    .option('--preset <name>', 'config preset (fmnist-tiny, bench-ref, vit_small_p16)', 'fmnist-tiny')
+    .option('--config <file>', 'JSON file with config overrides')
+    .option('--set <path=value>', 'override one config value, e.g. train.epochs=2 (repeatable)', collect)
+    .option('--dataset <name>', 'dataset name', 'fmnist')
+    .option('--data-dir <dir>', 'local storage root (default $DINOQ_DATA_DIR or .data)')
+    .option('--run <id>', 'run id (default: local-<time>)')
+    .option('--steps <n>', 'stop after n steps in this invocation', positiveInt('--steps'))
+    .option('--minutes <m>', 'stop after m minutes', Number)
+    .option('--train-limit <n>', 'train on the first n images only', positiveInt('--train-limit'))
+    .option(
+      '--checkpoint-every <n>',
+      'commit a checkpoint every n steps (0: only at the end)',
+      positiveInt('--checkpoint-every'),
+      0,
+    )
+    .option('--resume', 'continue the run from its newest committed checkpoint')
+    .option('--no-progress', 'no progress bar')
+    .action(async (o: TrainFlags) => {
+      const backend = await selectBackend();
+      logger.info(backend, 'tfjs backend');
+      const root = dataDir(o.dataDir);
+      const runId =
+        o.run ??
+        `local-${new Date()
+          .toISOString()
+          .replace(/[^0-9]/g, '')
+          .slice(0, 14)}`;
+      const dir = runDir(root, runId);
+      const latest = o.resume ? latestLocalCheckpoint(dir) : null;
+      const config =
+        latest !== null
+          ? (
+              JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8')) as {
+                config: ReturnType<typeof configFromFlags>;
+              }
+            ).config
+          : configFromFlags(o);
+      if (!o.resume && fs.existsSync(path.join(dir, 'run.json'))) {
+        throw new Error(`run "${runId}" already exists in ${dir}; pass --resume to continue it`);
+      }
+      const split = await loadLocalSplit(root, o.dataset, 'train', o.trainLimit);
+      const trainer = latest
+        ? DinoTrainer.restore(config, split.count, readCheckpointFiles(latest.dir))
+        : DinoTrainer.create(config, split.count);
+      fs.mkdirSync(dir, { recursive: true });
+      fs.writeFileSync(
+        path.join(dir, 'run.json'),
+        JSON.stringify({ runId, dataset: o.dataset, datasetSize: split.count, backend, config }, null, 2) +
+          '\n',
+      );
+      process.stdout.write(
+        `run ${runId}: ${trainer.totalSteps} steps (${trainer.itersPerEpoch}/epoch), backend ${backend.name}, dir ${dir}\n`,
+      );
+      const until = o.steps !== undefined ? trainer.step + o.steps : undefined;
+      const total = Math.min(until ?? trainer.totalSteps, trainer.totalSteps);
+      const bar = o.progress
+        ? new cliProgress.SingleBar(
+            {
+              format: 'train |{bar}| {value}/{total} loss {loss} H(t) {entropy} KL {kl} lr {lr} {ips} img/s',
+              stream: process.stderr,
+              hideCursor: true,
+            },
+            cliProgress.Presets.shades_classic,
+          )
+        : null;
+      bar?.start(total, trainer.step, { loss: '-', entropy: '-', kl: '-', lr: '-', ips: '-' });
+      try {
+        const res = await trainLoop({
+          trainer,
+          split,
+          untilStep: until,
+          minutes: o.minutes,
+          runDir: dir,
+          checkpointEvery: o.checkpointEvery,
+          onStep: (m) => {
+            bar?.update(m.step + 1, {
+              loss: m.loss.toFixed(4),
+              entropy: m.teacherEntropy.toFixed(3),
+              kl: m.klTeacherStudent.toFixed(3),
+              lr: m.lr.toExponential(2),
+              ips: m.imagesPerSecond.toFixed(1),
+            });
+            if (!bar) logger.info(m, 'step');
+          },
+        });
+        bar?.stop();
+        const last = res.metrics.at(-1);
+        process.stdout.write(
+          `trained ${res.steps} steps to step ${trainer.step}; last loss ${last?.loss.toFixed(4) ?? '-'}; ` +
+            `checkpoint ${res.checkpoints.at(-1) ?? '(none)'}\n`,
+        );
+      } catch (e) {
+        bar?.stop();
+        if (e instanceof NonFiniteLossError) {
+          logger.error({ runId, step: e.step }, e.message);
+          process.exitCode = 3;
+          return;
+        }
+        throw e;
+      } finally {
+        trainer.dispose();
+      }
+    });
+}

@@ -1,0 +1,20 @@
+import './register-gradients';
+
+export * from './params';
+export * from './rng';
+export * from './model';
+export * from './loss';
+export * from './center';
+export * from './diagnostics';
+export * from './schedules';
+export * from './ema';
+export * from './optim/adamw';
+export * from './optim/clip';
+export { paramGroups, isRegularized, isLastLayer, lastLayerSkip } from './optim/param-groups';
+export * from './train-step';
+export * from './trainer';
+export * from './flops';
+export * from './safetensors';
+export * from './reference-names';
+export * from './checkpoint';
+export * from './backend/select-backend';

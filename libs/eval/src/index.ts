@@ -1,0 +1,2 @@
+export * from './knn';
+export * from './features';
