@@ -694,7 +694,7 @@ describe('Kubernetes manifests', () => {
     }
   });
 
-  test('the API is probed on /health, has resources, a Service and a PodDisruptionBudget', () => {
+  test('the API is probed on /health and /health/live, has resources, a Service and a PodDisruptionBudget', () => {
     const api = theOne('Deployment', 'dinoq-api');
     const [container] = containers(api);
     const ports = list(container.ports, 'api ports').map((port) => mapping(port, 'api port'));
@@ -702,9 +702,11 @@ describe('Kubernetes manifests', () => {
       typeof port === 'string' ? ports.find((candidate) => candidate.name === port)?.containerPort : port;
     expect(ports.map((port) => port.containerPort)).toEqual([3000]);
     expect(literalEnv(container, 'api').PORT).toBe('3000');
-    for (const probe of ['readinessProbe', 'livenessProbe']) {
+    // Readiness follows Redis and S3 (/health); liveness only asks whether the process answers.
+    const expectedPaths = { readinessProbe: '/health', livenessProbe: '/health/live' };
+    for (const [probe, path] of Object.entries(expectedPaths)) {
       const httpGet = mapping(dig(container, 'api', probe, 'httpGet'), `api ${probe}`);
-      expect([probe, httpGet.path, portNumber(httpGet.port)]).toEqual([probe, '/health', 3000]);
+      expect([probe, httpGet.path, portNumber(httpGet.port)]).toEqual([probe, path, 3000]);
     }
     for (const key of ['requests', 'limits']) {
       expect(Object.keys(mapping(dig(container, 'api', 'resources', key), key))).toContain('memory');

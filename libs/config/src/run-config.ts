@@ -157,6 +157,12 @@ export const runConfigSchema = z
         path: ['train', 'microBatchSize'],
         message: `must divide train.batchSize (${c.train.batchSize})`,
       });
+    if (c.optim.warmupEpochs > c.train.epochs)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['optim', 'warmupEpochs'],
+        message: 'must not exceed train.epochs',
+      });
     if (c.loss.warmupTeacherTempEpochs > c.train.epochs)
       ctx.addIssue({
         code: 'custom',

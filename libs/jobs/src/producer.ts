@@ -17,12 +17,16 @@ export const defaultJobOptions: JobsOptions = {
 export class JobProducer {
   private readonly queues = new Map<QueueName, Queue>();
 
-  constructor(private readonly connection: ConnectionOptions) {}
+  constructor(
+    private readonly connection: ConnectionOptions,
+    /** BullMQ key prefix; tests use their own so they never touch a live stack's queues. */
+    readonly prefix: string = QUEUE_PREFIX,
+  ) {}
 
   queue(name: QueueName): Queue {
     let q = this.queues.get(name);
     if (!q) {
-      q = new Queue(name, { connection: this.connection, prefix: QUEUE_PREFIX, defaultJobOptions });
+      q = new Queue(name, { connection: this.connection, prefix: this.prefix, defaultJobOptions });
       this.queues.set(name, q);
     }
     return q;

@@ -1,0 +1,76 @@
+import 'reflect-metadata';
+import { Module, type DynamicModule } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD } from '@nestjs/core';
+import { API_OPTIONS, resolveApiOptions, type ApiDeps, type ApiOptions } from './api-options';
+import { ArtifactsController } from './artifacts/artifacts.controller';
+import { ArtifactsService } from './artifacts/artifacts.service';
+import { AttentionController } from './attention/attention.controller';
+import { AttentionService } from './attention/attention.service';
+import { DatasetsController } from './datasets/datasets.controller';
+import { DatasetsService } from './datasets/datasets.service';
+import { EvaluationsController } from './evaluations/evaluations.controller';
+import { EvaluationsService } from './evaluations/evaluations.service';
+import { HealthController } from './health/health.controller';
+import { HealthService } from './health/health.service';
+import { ApiExceptionFilter } from './http/api-exception.filter';
+import { ApiKeyGuard } from './http/api-key.guard';
+import { ApiKeyVerifier } from './http/api-key-verifier';
+import { MetricsController } from './metrics/metrics.controller';
+import { MetricsService } from './metrics/metrics.service';
+import { ReconcileService } from './reconcile/reconcile.service';
+import { Datasets } from './repositories/datasets.repository';
+import { JobQueues } from './repositories/job-queues.repository';
+import { RedisRepository } from './repositories/redis.repository';
+import { RunFiles } from './repositories/run-files.repository';
+import { RunRecords } from './repositories/run-records.repository';
+import { RunLifecycleService } from './runs/run-lifecycle.service';
+import { RunsController } from './runs/runs.controller';
+import { RunsService } from './runs/runs.service';
+import { SchedulesController } from './schedules/schedules.controller';
+import { SchedulesService } from './schedules/schedules.service';
+
+@Module({})
+export class ApiModule {}
+
+/** The API's root module over injected storage and Redis settings (tests pass real test instances). */
+export function createApiModule(deps: ApiDeps): DynamicModule {
+  const options = resolveApiOptions(deps);
+  return {
+    module: ApiModule,
+    controllers: [
+      DatasetsController,
+      RunsController,
+      EvaluationsController,
+      AttentionController,
+      SchedulesController,
+      ArtifactsController,
+      HealthController,
+      MetricsController,
+    ],
+    providers: [
+      { provide: API_OPTIONS, useValue: options },
+      {
+        provide: ApiKeyVerifier,
+        useFactory: (resolved: ApiOptions) => new ApiKeyVerifier(resolved.apiKeys, resolved.authDisabled),
+        inject: [API_OPTIONS],
+      },
+      { provide: APP_GUARD, useClass: ApiKeyGuard },
+      { provide: APP_FILTER, useClass: ApiExceptionFilter },
+      RedisRepository,
+      JobQueues,
+      RunRecords,
+      Datasets,
+      RunFiles,
+      DatasetsService,
+      RunsService,
+      RunLifecycleService,
+      EvaluationsService,
+      AttentionService,
+      SchedulesService,
+      ArtifactsService,
+      HealthService,
+      MetricsService,
+      ReconcileService,
+    ],
+  };
+}

@@ -1,0 +1,102 @@
+import { Injectable } from '@nestjs/common';
+import { QueueName, type AttentionJob } from '@dinoq/jobs';
+import { validateId } from '@dinoq/storage';
+import { resolveCheckpointStep } from '../checkpoint-step';
+import { badRequest, notFound } from '../http/api-errors';
+import { attentionJobId } from '../job-ids';
+import { newId } from '../new-id';
+import { Datasets } from '../repositories/datasets.repository';
+import { JobQueues } from '../repositories/job-queues.repository';
+import { RunFiles } from '../repositories/run-files.repository';
+import { RunRecords } from '../repositories/run-records.repository';
+import type { CreateAttentionRequest } from './attention.schemas';
+import { UploadError, decodeUpload, type UploadedImage } from './image-upload';
+
+@Injectable()
+export class AttentionService {
+  constructor(
+    private readonly runs: RunRecords,
+    private readonly datasets: Datasets,
+    private readonly files: RunFiles,
+    private readonly jobs: JobQueues,
+  ) {}
+
+  /** Every upload is checked before the first one is stored, so a bad image leaves nothing behind. */
+  async create(runId: string, request: CreateAttentionRequest) {
+    const run = await this.runs.get(runId);
+    const step = resolveCheckpointStep(runId, request.step, await this.runs.committedSteps(runId));
+    const exportId = newId('attn');
+    let images: AttentionJob['images'];
+    if ('upload' in request.images) {
+      const decoded = this.decodeAll(request.images.upload);
+      const uploadKeys: string[] = [];
+      for (const [index, image] of decoded.entries()) {
+        uploadKeys.push(
+          await this.files.putAttentionInput(
+            runId,
+            exportId,
+            `input-${index}.${image.extension}`,
+            image.bytes,
+            image.contentType,
+          ),
+        );
+      }
+      images = { uploadKeys };
+    } else {
+      await this.checkIndices(run.datasetName, request.images.split, request.images.indices);
+      images = { split: request.images.split, indices: request.images.indices };
+    }
+    const job = await this.jobs.add(
+      QueueName.Attention,
+      'attention',
+      { runId, exportId, step, images, threshold: request.threshold ?? 0.6 },
+      attentionJobId(runId, exportId),
+    );
+    return { runId, exportId, jobId: job.id, queue: job.queue, status: job.state, step };
+  }
+
+  async get(runId: string, exportId: string) {
+    validateId('exportId', exportId);
+    await this.runs.get(runId);
+    const index = await this.files.attentionIndex(runId, exportId);
+    const job = await this.jobs.get(QueueName.Attention, attentionJobId(runId, exportId));
+    if (index === null && job === null && !(await this.files.hasAttentionExport(runId, exportId))) {
+      throw notFound(`attention export "${exportId}" of run "${runId}" does not exist`, 'exportId');
+    }
+    return {
+      runId,
+      exportId,
+      status: index !== null ? 'completed' : (job?.state ?? 'unknown'),
+      error: job?.failedReason ?? null,
+      index,
+    };
+  }
+
+  private decodeAll(encoded: string[]): UploadedImage[] {
+    try {
+      return encoded.map((item, index) => decodeUpload(item, `images.upload.${index}`));
+    } catch (error) {
+      if (error instanceof UploadError) throw badRequest(error.message, error.field);
+      throw error;
+    }
+  }
+
+  private async checkIndices(datasetName: string, split: string, indices: number[]): Promise<void> {
+    const manifest = await this.datasets.find(datasetName);
+    if (!manifest) throw notFound(`dataset "${datasetName}" of this run no longer exists`, 'dataset');
+    const info = manifest.splits[split];
+    if (!info) {
+      throw badRequest(
+        `dataset "${datasetName}" has no split "${split}" (splits: ${Object.keys(manifest.splits).join(', ')})`,
+        'images.split',
+      );
+    }
+    const outside = indices.filter((index) => index >= info.count);
+    if (outside.length > 0) {
+      throw badRequest(
+        `indices ${outside.join(', ')} are outside split "${split}" of ${info.count} images`,
+        'images.indices',
+      );
+    }
+  }
+}

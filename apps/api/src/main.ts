@@ -1,0 +1,49 @@
+import { Logger } from '@nestjs/common';
+import type { RedisOptions } from 'bullmq';
+import { redisConnectionFromEnv } from '@dinoq/jobs';
+import { storageFromEnv } from '@dinoq/storage';
+import { readApiEnv } from './api-env';
+import { bootstrapApi } from './bootstrap';
+
+async function main(): Promise<void> {
+  const logger = new Logger('dinoq-api');
+  const env = readApiEnv(process.env);
+  if (env.authDisabled) logger.warn('DINOQ_AUTH=off: every route is open to anyone who can reach this port');
+  const storage = await storageFromEnv(process.env);
+  // redisConnectionFromEnv builds plain ioredis options (host, port, tls, ...), never a client or cluster.
+  const redisConnection = redisConnectionFromEnv(process.env) as RedisOptions;
+  const api = await bootstrapApi({
+    store: storage.store,
+    redisConnection,
+    apiKeys: env.apiKeys,
+    authDisabled: env.authDisabled,
+    reconcileIntervalMs: env.reconcileIntervalMs,
+    port: env.port,
+    host: env.host,
+  });
+  logger.log(
+    `listening on ${api.url} (storage ${storage.endpoint ?? 'AWS S3'}, bucket ${storage.bucket}); docs at /docs`,
+  );
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.log(`${signal}: closing`);
+    try {
+      await api.close();
+      await storage.close();
+      process.exit(0);
+    } catch (error) {
+      logger.error(`shutdown failed: ${(error as Error).message}`);
+      process.exit(1);
+    }
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? (error.stack ?? error.message) : error);
+  process.exit(1);
+});

@@ -1,0 +1,87 @@
+import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import {
+  ApiBearerAuth,
+  ApiBody,
+  ApiOperation,
+  ApiParam,
+  ApiQuery,
+  ApiResponse,
+  ApiTags,
+} from '@nestjs/swagger';
+import { IdParamPipe } from '../http/id-param.pipe';
+import { openApiSchema } from '../http/openapi';
+import { ZodPipe } from '../http/zod.pipe';
+import { RunLifecycleService } from './run-lifecycle.service';
+import { createRunSchema, metricsQuerySchema, type CreateRunRequest } from './run.schemas';
+import { RunsService } from './runs.service';
+
+@ApiTags('runs')
+@ApiBearerAuth()
+@Controller('runs')
+export class RunsController {
+  constructor(
+    private readonly runs: RunsService,
+    private readonly lifecycle: RunLifecycleService,
+  ) {}
+
+  @Post()
+  @ApiOperation({ summary: 'Create a training run: validate the config, write run.json, queue shard 0' })
+  @ApiBody({ schema: openApiSchema(createRunSchema) })
+  @ApiResponse({ status: 201, description: 'run created and shard 0 queued' })
+  @ApiResponse({
+    status: 400,
+    description: 'invalid config: `reasons` lists every problem as "path: message"',
+  })
+  @ApiResponse({ status: 404, description: 'the dataset does not exist' })
+  @ApiResponse({ status: 409, description: 'a run with this id exists' })
+  create(@Body(new ZodPipe(createRunSchema)) body: CreateRunRequest) {
+    return this.runs.create(body);
+  }
+
+  @Get()
+  @ApiOperation({ summary: 'Every run, oldest first' })
+  list() {
+    return this.runs.list();
+  }
+
+  @Get(':id')
+  @ApiOperation({
+    summary: 'Status, shard i of n, step, epoch, latest metrics, committed checkpoints, backend',
+  })
+  @ApiParam({ name: 'id', description: 'run id' })
+  get(@Param('id', new IdParamPipe('runId')) runId: string) {
+    return this.runs.get(runId);
+  }
+
+  @Get(':id/metrics')
+  @ApiOperation({ summary: 'Training metric lines of every shard (runs/<id>/metrics/*.jsonl)' })
+  @ApiParam({ name: 'id', description: 'run id' })
+  @ApiQuery({ name: 'fromStep', required: false, type: Number })
+  metrics(
+    @Param('id', new IdParamPipe('runId')) runId: string,
+    @Query(new ZodPipe(metricsQuerySchema)) query: { fromStep?: number },
+  ) {
+    return this.runs.metrics(runId, query.fromStep);
+  }
+
+  @Post(':id/cancel')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Request cancellation: a queued shard is removed, a running one finishes first' })
+  @ApiParam({ name: 'id', description: 'run id' })
+  @ApiResponse({ status: 409, description: 'the run is completed or failed' })
+  cancel(@Param('id', new IdParamPipe('runId')) runId: string) {
+    return this.lifecycle.cancel(runId);
+  }
+
+  @Post(':id/resume')
+  @HttpCode(202)
+  @ApiOperation({ summary: 'Resume a failed or cancelled run from its newest checkpoint (generation + 1)' })
+  @ApiParam({ name: 'id', description: 'run id' })
+  @ApiResponse({
+    status: 409,
+    description: 'the run is not failed or cancelled, or has nothing left to train',
+  })
+  resume(@Param('id', new IdParamPipe('runId')) runId: string) {
+    return this.lifecycle.resume(runId);
+  }
+}

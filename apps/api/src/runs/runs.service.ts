@@ -1,0 +1,93 @@
+import { Injectable } from '@nestjs/common';
+import { ConfigError, planRun, resolveRunConfig, type PresetName, type RunConfig } from '@dinoq/config';
+import { shardJobId, shardRange, trainQueueFor, type RunRecord } from '@dinoq/jobs';
+import { validateId } from '@dinoq/storage';
+import { badRequest, conflict, notFound } from '../http/api-errors';
+import { newId } from '../new-id';
+import { Datasets } from '../repositories/datasets.repository';
+import { JobQueues } from '../repositories/job-queues.repository';
+import { RunRecords } from '../repositories/run-records.repository';
+import type { CreateRunRequest } from './run.schemas';
+import { runView } from './run-view';
+
+@Injectable()
+export class RunsService {
+  constructor(
+    private readonly runs: RunRecords,
+    private readonly datasets: Datasets,
+    private readonly jobs: JobQueues,
+  ) {}
+
+  /**
+   * Validates everything before writing anything: ids, the whole config (every reason at once), the
+   * dataset and the shard plan. Then run.json is written and shard 0 queued; if queueing fails the
+   * record stays `queued` and reconciliation enqueues the shard later.
+   */
+  async create(request: CreateRunRequest) {
+    const runId = validateId('runId', request.runId ?? newId('run'));
+    const datasetName = validateId('dataset', request.dataset);
+    const config: RunConfig = resolveRunConfig(
+      request.preset as PresetName | undefined,
+      request.config ?? {},
+    );
+
+    const manifest = await this.datasets.find(datasetName);
+    if (!manifest) throw notFound(`dataset "${datasetName}" does not exist`, 'dataset');
+    const trainCount = manifest.splits.train?.count;
+    if (!trainCount) throw badRequest(`dataset "${datasetName}" has no training images`, 'dataset');
+    if (trainCount < config.train.batchSize) {
+      throw new ConfigError([
+        `train.batchSize: ${config.train.batchSize} exceeds the ${trainCount} training images of dataset "${datasetName}"`,
+      ]);
+    }
+    const plan = planRun(trainCount, config.train);
+
+    if (await this.runs.find(runId)) throw conflict(`run "${runId}" already exists`);
+    const now = new Date().toISOString();
+    const record: RunRecord = {
+      runId,
+      datasetName,
+      datasetSize: trainCount,
+      config,
+      device: request.device,
+      status: 'queued',
+      ...plan,
+      generation: 0,
+      lastCommittedStep: null,
+      committedSteps: [],
+      backend: null,
+      workerId: null,
+      latestMetrics: null,
+      cancelRequested: false,
+      error: null,
+      createdAt: now,
+      updatedAt: now,
+    };
+    if (!(await this.runs.create(record))) throw conflict(`run "${runId}" already exists`);
+
+    const job = await this.jobs.add(
+      trainQueueFor(record.device),
+      'train-shard',
+      { runId, shard: 0, ...shardRange(record, 0) },
+      shardJobId(runId, 0, 0),
+    );
+    return { ...runView(record), job: { id: job.id, queue: job.queue, state: job.state } };
+  }
+
+  async list() {
+    return (await this.runs.list()).map((run) => runView(run));
+  }
+
+  async get(runId: string) {
+    const run = await this.runs.get(runId);
+    return runView(run, await this.runs.committedSteps(runId));
+  }
+
+  /** Metric lines of every shard, optionally from a step on. */
+  async metrics(runId: string, fromStep?: number) {
+    await this.runs.get(runId);
+    const lines = await this.runs.metricLines(runId);
+    if (fromStep === undefined) return lines;
+    return lines.filter((line) => typeof line.step === 'number' && line.step >= fromStep);
+  }
+}

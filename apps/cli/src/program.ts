@@ -1,0 +1,15 @@
+import { Command } from 'commander';
+import { registerImportFmnist } from './commands/import-fmnist';
+import { registerTrain } from './commands/train';
+import { registerKnn } from './commands/knn';
+
+export function buildProgram(): Command {
+  const program = new Command()
+    .name('dinoq')
+    .description('DINO self-supervised ViT training and evaluation on TensorFlow.js')
+    .showHelpAfterError();
+  registerImportFmnist(program);
+  registerTrain(program);
+  registerKnn(program);
+  return program;
+}
