@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import {
   EMBEDDED_S3_CREDENTIALS,
@@ -10,7 +11,7 @@ import { ObjectStore } from './object-store';
 import { createS3Client } from './s3-client';
 
 export interface StorageEnv {
-  /** Unset: an embedded s3rver is started with its data under DINOQ_DATA_DIR. */
+  /** Unset: an embedded s3rver is started with its data under DINOQ_DATA_DIR/s3. */
   S3_ENDPOINT?: string;
   S3_BUCKET?: string;
   S3_REGION?: string;
@@ -23,7 +24,7 @@ export interface StorageEnv {
 export const STORAGE_ENV_DEFAULTS = {
   S3_BUCKET: 'dinoq',
   S3_REGION: 'us-east-1',
-  DINOQ_DATA_DIR: '.data/s3',
+  DINOQ_DATA_DIR: '.data',
 } as const;
 
 export interface Storage {
@@ -52,7 +53,8 @@ export async function storageFromEnv(env: StorageEnv = process.env): Promise<Sto
 
   if (endpoint === undefined) {
     const embedded = await startEmbeddedS3({
-      directory: setting(env, 'DINOQ_DATA_DIR') ?? STORAGE_ENV_DEFAULTS.DINOQ_DATA_DIR,
+      // The local data root is shared with the CLI; the embedded server keeps its objects in s3/.
+      directory: join(setting(env, 'DINOQ_DATA_DIR') ?? STORAGE_ENV_DEFAULTS.DINOQ_DATA_DIR, 's3'),
       bucket,
     });
     const client = createS3Client({

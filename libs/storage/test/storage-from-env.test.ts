@@ -17,10 +17,11 @@ describe('storageFromEnv', () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  it('starts an embedded server with its data under DINOQ_DATA_DIR when no endpoint is set', async () => {
-    const directory = join(dataDir, 'nested', 's3');
+  it('starts an embedded server with its data under DINOQ_DATA_DIR/s3 when no endpoint is set', async () => {
+    const root = join(dataDir, 'nested');
+    const directory = join(root, 's3');
     const storage = await storageFromEnv({
-      DINOQ_DATA_DIR: directory,
+      DINOQ_DATA_DIR: root,
       S3_BUCKET: 'local-bucket',
       S3_ENDPOINT: ' ',
     });
@@ -37,7 +38,7 @@ describe('storageFromEnv', () => {
     expect(await readdir(directory)).toContain('local-bucket');
 
     // A restart over the same folder sees the same objects.
-    const again = await storageFromEnv({ DINOQ_DATA_DIR: directory, S3_BUCKET: 'local-bucket' });
+    const again = await storageFromEnv({ DINOQ_DATA_DIR: root, S3_BUCKET: 'local-bucket' });
     try {
       expect(await again.store.getJson('runs/r1/run.json')).toEqual({ status: 'queued' });
     } finally {
