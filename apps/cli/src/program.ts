@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { registerImportFmnist } from './commands/import-fmnist';
 import { registerTrain } from './commands/train';
 import { registerKnn } from './commands/knn';
+import { registerDemo } from './commands/demo';
 
 export function buildProgram(): Command {
   const program = new Command()
@@ -11,5 +12,6 @@ export function buildProgram(): Command {
   registerImportFmnist(program);
   registerTrain(program);
   registerKnn(program);
+  registerDemo(program);
   return program;
 }

@@ -21,12 +21,16 @@ export class JobProducer {
     private readonly connection: ConnectionOptions,
     /** BullMQ key prefix; tests use their own so they never touch a live stack's queues. */
     readonly prefix: string = QUEUE_PREFIX,
+    /** Connection errors of a queue; without a listener they would be unhandled 'error' events. */
+    private readonly onQueueError?: (queue: QueueName, error: Error) => void,
   ) {}
 
   queue(name: QueueName): Queue {
     let q = this.queues.get(name);
     if (!q) {
       q = new Queue(name, { connection: this.connection, prefix: this.prefix, defaultJobOptions });
+      const onError = this.onQueueError;
+      if (onError) q.on('error', (error: Error) => onError(name, error));
       this.queues.set(name, q);
     }
     return q;

@@ -1,8 +1,6 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import {
-  Queue,
   QueueEvents,
-  type ConnectionOptions,
   type Job,
   type JobState,
   type RepeatOptions,
@@ -56,45 +54,16 @@ export interface SchedulerSnapshot {
 
 const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : null);
 
-/** The catalogue's typed producer, with a configurable key prefix so deployments and tests stay apart. */
-class PrefixedJobProducer extends JobProducer {
-  private readonly prefixedQueues = new Map<QueueName, Queue>();
-
-  constructor(
-    private readonly redis: ConnectionOptions,
-    private readonly prefix: string,
-    private readonly onError: (queue: QueueName, error: Error) => void,
-  ) {
-    super(redis);
-  }
-
-  override queue(name: QueueName): Queue {
-    let queue = this.prefixedQueues.get(name);
-    if (!queue) {
-      queue = new Queue(name, { connection: this.redis, prefix: this.prefix, defaultJobOptions });
-      queue.on('error', (error: Error) => this.onError(name, error));
-      this.prefixedQueues.set(name, queue);
-    }
-    return queue;
-  }
-
-  override async close(): Promise<void> {
-    await Promise.all([...this.prefixedQueues.values()].map((queue) => queue.close()));
-    this.prefixedQueues.clear();
-    await super.close();
-  }
-}
-
 /** Every BullMQ operation of the API: enqueueing, inspecting and removing jobs, job schedulers. */
 @Injectable()
 export class JobQueues implements OnModuleDestroy {
   private readonly logger = new Logger('JobQueues');
-  private readonly producer: PrefixedJobProducer;
+  private readonly producer: JobProducer;
   private readonly events: QueueEvents[] = [];
   private lastErrorLog = 0;
 
   constructor(@Inject(API_OPTIONS) private readonly options: ApiOptions) {
-    this.producer = new PrefixedJobProducer(options.redisConnection, options.queuePrefix, (queue, error) =>
+    this.producer = new JobProducer(options.redisConnection, options.queuePrefix, (queue, error) =>
       this.logThrottled(`queue ${queue}: ${error.message}`),
     );
   }

@@ -1,0 +1,264 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { startEmbeddedS3, EMBEDDED_S3_CREDENTIALS, EMBEDDED_S3_REGION } from '@dinoq/storage';
+import { dataDir } from '../local-layout';
+import { positiveInt } from '../options';
+
+interface DemoFlags {
+  dataDir?: string;
+  images: number;
+  epochs: number;
+  stepsPerShard: number;
+  evalEvery: number;
+  keep?: boolean;
+}
+
+const repoRoot = path.resolve(__dirname, '../../../..');
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+function redisAnswers(url: string): Promise<boolean> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const sock = net.connect(Number(port || 6379), hostname);
+    sock.setTimeout(1000);
+    sock.on('connect', () => sock.write('PING\r\n'));
+    sock.on('data', (d) => {
+      resolve(d.toString().startsWith('+PONG'));
+      sock.destroy();
+    });
+    sock.on('error', () => resolve(false));
+    sock.on('timeout', () => {
+      resolve(false);
+      sock.destroy();
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The product end to end on one machine: Redis (the one answering), an embedded S3 server, the
+ * API and one worker as separate processes; then, over HTTP only: import Fashion-MNIST, submit a
+ * training run, schedule a periodic k-NN evaluation, follow the run to the end and print where
+ * the results are.
+ */
+export function registerDemo(program: Command): void {
+  program
+    .command('demo')
+    .description(
+      'Start the local stack (embedded S3, API, worker) and run a training job end to end over HTTP',
+    )
+    .option('--data-dir <dir>', 'local data root (default $DINOQ_DATA_DIR or .data)')
+    .option('--images <n>', 'Fashion-MNIST images to import per split', positiveInt('--images'), 3200)
+    .option('--epochs <n>', 'training epochs', positiveInt('--epochs'), 1)
+    .option('--steps-per-shard <n>', 'steps per training shard', positiveInt('--steps-per-shard'), 25)
+    .option('--eval-every <s>', 'seconds between scheduled k-NN evaluations', positiveInt('--eval-every'), 60)
+    .option('--keep', 'keep the stack running after the run (Ctrl-C to stop)')
+    .action(async (o: DemoFlags) => runDemo(o));
+}
+
+async function runDemo(o: DemoFlags): Promise<void> {
+  const root = dataDir(o.dataDir);
+  const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  if (!(await redisAnswers(redisUrl))) {
+    throw new Error(
+      `no Redis answers at ${redisUrl}: run "bash scripts/setup.sh" (it starts one) or set REDIS_URL`,
+    );
+  }
+  const s3 = await startEmbeddedS3({ directory: path.join(root, 's3'), bucket: 'dinoq' });
+  const port = await freePort();
+  const apiKey = randomBytes(12).toString('hex');
+  const env = {
+    ...process.env,
+    REDIS_URL: redisUrl,
+    S3_ENDPOINT: s3.endpoint,
+    S3_BUCKET: 'dinoq',
+    S3_REGION: EMBEDDED_S3_REGION,
+    S3_ACCESS_KEY_ID: EMBEDDED_S3_CREDENTIALS.accessKeyId,
+    S3_SECRET_ACCESS_KEY: EMBEDDED_S3_CREDENTIALS.secretAccessKey,
+    DINOQ_DATA_DIR: root,
+    DINOQ_API_KEYS: apiKey,
+    DINOQ_RECONCILE_INTERVAL_S: '15',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+  };
+  const children: ChildProcess[] = [];
+  const start = (name: string, script: string) => {
+    const child = spawn(process.execPath, [path.join(repoRoot, script)], {
+      env,
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    child.on('exit', (code, signal) => {
+      if (!stopping) process.stderr.write(`${name} exited (${code ?? signal}); stopping the demo\n`);
+      if (!stopping) void stop(1);
+    });
+    children.push(child);
+  };
+  let stopping = false;
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    for (const c of children) c.kill('SIGTERM');
+    await Promise.all(
+      children.map((c) => (c.exitCode !== null ? null : new Promise((r) => c.once('exit', r)))),
+    );
+    await s3.close();
+    process.exit(code);
+  };
+  process.once('SIGINT', () => void stop(130));
+  process.once('SIGTERM', () => void stop(143));
+
+  start('api', 'apps/api/dist/main.js');
+  start('worker', 'apps/worker/dist/main.js');
+  const base = `http://127.0.0.1:${port}`;
+  const call = async (method: string, route: string, body?: unknown) => {
+    const res = await fetch(base + route, {
+      method,
+      headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    const json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+    return { status: res.status, json };
+  };
+
+  try {
+    process.stdout.write(
+      `stack: Redis ${redisUrl}, S3 ${s3.endpoint} (data in ${s3.directory}), API ${base}\n`,
+    );
+    for (let i = 0; ; i++) {
+      const health = await fetch(`${base}/health`).catch(() => null);
+      const body = health?.ok ? ((await health.json()) as { workers?: unknown[] }) : null;
+      if (body && (body.workers?.length ?? 0) > 0) break;
+      if (i > 240) throw new Error('the API or the worker did not come up within 2 minutes');
+      await sleep(500);
+    }
+    const dataset = `fmnist-${o.images}`;
+    const imported = await call('POST', '/datasets/import', {
+      name: dataset,
+      source: { kind: 'fashion-mnist', limit: o.images },
+    });
+    if (imported.status !== 202 && imported.status !== 409)
+      throw new Error(`import failed: ${JSON.stringify(imported.json)}`);
+    process.stdout.write(`importing Fashion-MNIST (${o.images} images per split) as "${dataset}"...\n`);
+    for (;;) {
+      const d = await call('GET', `/datasets/${dataset}`);
+      if (d.status === 200) break;
+      await sleep(1000);
+    }
+    const runId = `demo-${new Date()
+      .toISOString()
+      .replace(/[^0-9]/g, '')
+      .slice(0, 14)}`;
+    const created = await call('POST', '/runs', {
+      runId,
+      dataset,
+      preset: 'fmnist-tiny',
+      config: {
+        train: { epochs: o.epochs, stepsPerShard: o.stepsPerShard },
+        optim: { warmupEpochs: o.epochs / 10 },
+      },
+      device: 'any',
+    });
+    if (created.status !== 201) throw new Error(`run rejected: ${JSON.stringify(created.json)}`);
+    const knn = { ks: [10, 20], trainLimit: o.images, testLimit: Math.min(1000, o.images) };
+    await call('POST', '/schedules', {
+      scheduleId: `${runId}-knn`,
+      runId,
+      every: o.evalEvery,
+      kinds: ['knn'],
+      knn,
+    });
+    process.stdout.write(`run ${runId} submitted; k-NN evaluation scheduled every ${o.evalEvery} s\n`);
+
+    const bar = new cliProgress.SingleBar(
+      {
+        format:
+          'train |{bar}| {value}/{total} steps, shard {shard}/{shards}, loss {loss}, {ips} img/s, {status}',
+        stream: process.stderr,
+        hideCursor: true,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    let view = (await call('GET', `/runs/${runId}`)).json as unknown as RunViewLike;
+    bar.start(view.progress.totalSteps, 0, {
+      shard: 0,
+      shards: view.progress.numShards,
+      loss: '-',
+      ips: '-',
+      status: view.status,
+    });
+    while (view.status !== 'completed' && view.status !== 'failed' && view.status !== 'cancelled') {
+      await sleep(2000);
+      view = (await call('GET', `/runs/${runId}`)).json as unknown as RunViewLike;
+      const m = view.latestMetrics ?? {};
+      bar.update(Math.min(view.progress.step + (view.latestMetrics ? 1 : 0), view.progress.totalSteps), {
+        shard: Math.min(view.progress.shard + 1, view.progress.numShards),
+        shards: view.progress.numShards,
+        loss: typeof m.loss === 'number' ? m.loss.toFixed(4) : '-',
+        ips: typeof m.imagesPerSecond === 'number' ? m.imagesPerSecond.toFixed(1) : '-',
+        status: view.status,
+      });
+    }
+    bar.stop();
+    if (view.status !== 'completed')
+      throw new Error(`run ${runId} ended ${view.status}: ${view.error ?? ''}`);
+
+    const ev = await call('POST', `/runs/${runId}/evaluations`, { kinds: ['knn'], knn });
+    const evalId = ev.json.evalId as string;
+    let report: Record<string, unknown> | null = null;
+    for (let i = 0; i < 600 && !report; i++) {
+      const r = await call('GET', `/runs/${runId}/evaluations/${evalId}`);
+      if (r.status === 200 && r.json.status === 'completed')
+        report = (r.json.report ?? r.json) as Record<string, unknown>;
+      else if (r.status === 200 && r.json.status === 'failed')
+        throw new Error(`evaluation failed: ${JSON.stringify(r.json)}`);
+      else await sleep(1000);
+    }
+    const evals = await call('GET', `/runs/${runId}/evaluations`);
+    process.stdout.write(
+      `\nrun ${runId} completed: ${view.committedCheckpoints.length} checkpoints committed (steps ${view.committedCheckpoints.join(', ')})\n`,
+    );
+    process.stdout.write(`final k-NN report: ${JSON.stringify(report?.knn ?? report)}\n`);
+    process.stdout.write(
+      `evaluations stored for this run: ${JSON.stringify((evals.json.evaluations as unknown[] | undefined)?.length ?? evals.json)}\n`,
+    );
+    process.stdout.write(
+      `results: ${path.join(s3.directory, 'dinoq', 'runs', runId)} (run.json, checkpoints/, metrics/, evals/)\n`,
+    );
+    process.stdout.write(
+      `API: ${base} (Authorization: Bearer ${apiKey}); GET /runs/${runId}/artifacts lists download URLs\n`,
+    );
+    if (o.keep) {
+      process.stdout.write('stack kept running; Ctrl-C stops it\n');
+      await new Promise(() => undefined);
+    }
+    await stop(0);
+  } catch (e) {
+    process.stderr.write(`demo failed: ${(e as Error).message}\n`);
+    await stop(1);
+  }
+}
+
+interface RunViewLike {
+  status: string;
+  error?: string | null;
+  progress: { step: number; totalSteps: number; shard: number; numShards: number };
+  latestMetrics: Record<string, unknown> | null;
+  committedCheckpoints: number[];
+}

@@ -1,0 +1,127 @@
+/*
+ * The compute process: forked once by the worker, it loads the tfjs backend, keeps it warm and
+ * caches decoded datasets between jobs, and runs one job at a time as the parent asks over IPC.
+ * All tensor work happens here, so the parent's event loop stays free to renew BullMQ locks.
+ */
+import { parseJob, RunRepository } from '@dinoq/jobs';
+import { storageFromEnv } from '@dinoq/storage';
+import { selectBackend } from '@dinoq/dino';
+import { DatasetCache } from './compute/dataset-cache';
+import { AbandonFlag, type ComputeContext, type JobScope } from './compute/job-scope';
+import {
+  serializeError,
+  type ChildMessage,
+  type ComputeJob,
+  type LogLevel,
+  type ParentMessage,
+} from './compute/protocol';
+import { evaluate } from './compute/handlers/evaluate';
+import { exportAttention } from './compute/handlers/attention';
+import { importDataset } from './compute/handlers/import-dataset';
+import { trainShard } from './compute/handlers/train-shard';
+
+function send(message: ChildMessage): void {
+  // Once the parent is gone there is nobody to tell; the disconnect handler exits.
+  if (process.connected) process.send?.(message);
+}
+
+function log(
+  requestId: number | null,
+  level: LogLevel,
+  message: string,
+  fields?: Record<string, unknown>,
+): void {
+  send({ type: 'log', requestId, level, message, fields });
+}
+
+async function runJob(ctx: ComputeContext, job: ComputeJob, scope: JobScope): Promise<unknown> {
+  switch (job.name) {
+    case 'train-shard':
+      return trainShard(ctx, scope, parseJob('train-shard', job.data));
+    case 'evaluate':
+      return evaluate(ctx, scope, parseJob('evaluate', job.data));
+    case 'attention':
+      return exportAttention(ctx, scope, parseJob('attention', job.data));
+    case 'import':
+      return importDataset(ctx, scope, parseJob('import', job.data));
+    default: {
+      const name: never = job.name;
+      throw new Error(`the compute process has no handler for job "${String(name)}"`);
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  if (!process.send) throw new Error('compute-child must be started by the worker with an IPC channel');
+  // The worker owns this process: without it, nobody can renew the job lock or use the result.
+  process.on('disconnect', () => process.exit(0));
+  // A signal to the whole process group must not kill a job mid-step: the parent decides, and
+  // tells this process to finish or abandon its job.
+  process.on('SIGTERM', () => undefined);
+  process.on('SIGINT', () => undefined);
+
+  const abandon = new AbandonFlag();
+  let current: ComputeJob | null = null;
+  let context: ComputeContext | null = null;
+  const queue: ComputeJob[] = [];
+
+  const drain = async (): Promise<void> => {
+    if (current || !context) return;
+    const job = queue.shift();
+    if (!job) return;
+    current = job;
+    abandon.clear();
+    const scope: JobScope = {
+      job,
+      progress: (progress) => send({ type: 'progress', requestId: job.requestId, progress }),
+      log: (level, message, fields, toJob) =>
+        send({ type: 'log', requestId: job.requestId, level, message, fields, toJob }),
+      throwIfAbandoned: () => abandon.check(),
+    };
+    try {
+      const result = await runJob(context, job, scope);
+      send({ type: 'result', requestId: job.requestId, result });
+    } catch (error) {
+      send({ type: 'failed', requestId: job.requestId, error: serializeError(error) });
+    } finally {
+      current = null;
+      void drain();
+    }
+  };
+
+  process.on('message', (message: ParentMessage) => {
+    if (message.type === 'run') {
+      queue.push(message.job);
+      void drain();
+    } else if (message.type === 'abandon') {
+      abandon.set(message.reason);
+      log(current?.requestId ?? null, 'info', `abandoning the current job: ${message.reason}`);
+    }
+  });
+
+  let backend;
+  let storage;
+  try {
+    backend = await selectBackend();
+    storage = await storageFromEnv(process.env);
+  } catch (error) {
+    send({ type: 'startup-failed', error: serializeError(error, true) });
+    process.exitCode = 1;
+    process.disconnect();
+    return;
+  }
+  const cacheMb = Number(process.env.DINOQ_DATASET_CACHE_MB ?? '1024');
+  context = {
+    store: storage.store,
+    runs: new RunRepository(storage.store),
+    datasets: new DatasetCache(storage.store, (Number.isFinite(cacheMb) ? cacheMb : 1024) * 1024 * 1024),
+    backend: { name: backend.name, kind: backend.kind, kernels: backend.kernels, detail: backend.detail },
+  };
+  send({ type: 'ready', backend: context.backend });
+  void drain();
+}
+
+main().catch((error: unknown) => {
+  send({ type: 'startup-failed', error: serializeError(error, true) });
+  process.exit(1);
+});

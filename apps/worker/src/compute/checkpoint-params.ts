@@ -1,0 +1,26 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { RunConfig } from '@dinoq/config';
+import { decodeCheckpoint, paramShapes } from '@dinoq/dino';
+
+/** One network of a checkpoint as plain tensors; dispose them with `disposeParams`. */
+export function networkParams(
+  config: RunConfig,
+  files: Record<string, Uint8Array>,
+  network: 'teacher' | 'student',
+): Map<string, tf.Tensor> {
+  const shapes = paramShapes(config);
+  const decoded = decodeCheckpoint(files, shapes);
+  const values = network === 'teacher' ? decoded.teacher : decoded.student;
+  const params = new Map<string, tf.Tensor>();
+  for (const [name, shape] of shapes) {
+    const data = values.get(name);
+    if (!data) throw new Error(`checkpoint ${network} has no tensor "${name}"`);
+    params.set(name, tf.tensor(data, shape, 'float32'));
+  }
+  return params;
+}
+
+export function disposeParams(params: Map<string, tf.Tensor>): void {
+  for (const tensor of params.values()) tensor.dispose();
+  params.clear();
+}

@@ -1,0 +1,194 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import type { RunConfig } from '@dinoq/config';
+import type { DecodedSplit } from '@dinoq/data';
+import {
+  extractFeatures,
+  linearProbe,
+  weightedKnn,
+  type FeatureSet,
+  type KnnScore,
+  type ProbeEpoch,
+} from '@dinoq/eval';
+import { knnOptionsSchema, linearOptionsSchema, type EvaluateJob } from '@dinoq/jobs';
+import { evalKey } from '@dinoq/storage';
+import { disposeParams, networkParams } from '../checkpoint-params';
+import type { ComputeContext, JobScope } from '../job-scope';
+import { UnrecoverableJobError } from '../protocol';
+import { resolveCheckpoint } from './resolve-checkpoint';
+
+type KnnSettings = ReturnType<typeof knnOptionsSchema.parse>;
+type LinearSettings = ReturnType<typeof linearOptionsSchema.parse>;
+
+export interface LinearReport {
+  /** Best test top-1 over the epochs (%), as the reference reports it; top-5 at that epoch. */
+  top1: number;
+  top5: number;
+  bestEpoch: number;
+  finalTop1: number;
+  finalTop5: number;
+  curve: ProbeEpoch[];
+  featureDim: number;
+  settings: LinearSettings;
+  trainImages: number;
+  testImages: number;
+}
+
+/** runs/<id>/evals/<evalId>.json */
+export interface EvaluationReport {
+  evalId: string;
+  runId: string;
+  step: number;
+  kinds: EvaluateJob['kinds'];
+  /** The reference protocol evaluates the teacher's backbone (spec §11, §12). */
+  network: 'teacher';
+  knn: KnnScore[] | null;
+  knnSettings: (KnnSettings & { trainImages: number; testImages: number }) | null;
+  linear: LinearReport | null;
+  scheduled: boolean;
+  durationMs: number;
+  backend: string;
+  createdAt: string;
+}
+
+function checkLabelled(split: DecodedSplit, name: string, dataset: string): void {
+  for (const label of split.labels) {
+    if (label < 0) {
+      throw new UnrecoverableJobError(
+        `evaluation needs labelled images; ${dataset}/${name} has unlabelled ones`,
+      );
+    }
+  }
+}
+
+interface EvalData {
+  train: DecodedSplit;
+  test: DecodedSplit;
+  numClasses: number;
+}
+
+async function evalData(
+  ctx: ComputeContext,
+  datasetName: string,
+  limits: { trainLimit?: number; testLimit?: number },
+): Promise<EvalData> {
+  const { manifest } = await ctx.datasets.manifest(datasetName);
+  for (const split of ['train', 'test']) {
+    if (!manifest.splits[split]) {
+      throw new UnrecoverableJobError(
+        `evaluation needs a "${split}" split; dataset "${datasetName}" has none`,
+      );
+    }
+  }
+  const train = (await ctx.datasets.split(datasetName, 'train', limits.trainLimit)).data;
+  const test = (await ctx.datasets.split(datasetName, 'test', limits.testLimit)).data;
+  checkLabelled(train, 'train', datasetName);
+  checkLabelled(test, 'test', datasetName);
+  return { train, test, numClasses: manifest.classes.length };
+}
+
+/**
+ * Evaluates a committed checkpoint's teacher backbone: weighted k-NN (train split as the memory
+ * bank, test split as queries) and/or a linear probe on frozen features, then writes the report.
+ */
+export async function evaluate(
+  ctx: ComputeContext,
+  scope: JobScope,
+  job: EvaluateJob,
+): Promise<EvaluationReport> {
+  const started = Date.now();
+  const { run, config, checkpoint } = await resolveCheckpoint(ctx, job.runId, job.step);
+  scope.log(
+    'info',
+    `run ${job.runId}: evaluating step ${checkpoint.step} (${job.kinds.join(', ')})`,
+    {},
+    true,
+  );
+
+  const params = networkParams(config, checkpoint.files, 'teacher');
+  let knn: KnnScore[] | null = null;
+  let knnSettings: EvaluationReport['knnSettings'] = null;
+  let linear: LinearReport | null = null;
+  try {
+    if (job.kinds.includes('knn')) {
+      const settings = knnOptionsSchema.parse(job.knn ?? {});
+      const data = await evalData(ctx, run.datasetName, settings);
+      scope.throwIfAbandoned();
+      const bank = await features(params, data.train, config, scope, 'knn-train-features');
+      const queries = await features(params, data.test, config, scope, 'knn-test-features');
+      knn = weightedKnn(bank, queries, {
+        numClasses: data.numClasses,
+        ks: settings.ks,
+        temperature: settings.temperature,
+      });
+      knnSettings = { ...settings, trainImages: data.train.count, testImages: data.test.count };
+    }
+    if (job.kinds.includes('linear')) {
+      const settings = linearOptionsSchema.parse(job.linear ?? {});
+      const data = await evalData(ctx, run.datasetName, settings);
+      scope.throwIfAbandoned();
+      const result = await linearProbe(params, config, data.train, data.test, {
+        ...settings,
+        numClasses: data.numClasses,
+        seed: config.train.seed,
+        onEpoch: (entry) => {
+          scope.progress({ phase: 'linear', epoch: entry.epoch, epochs: settings.epochs, top1: entry.top1 });
+          // Between epochs the probe holds nothing half-done, so a shutdown may drop the job here.
+          scope.throwIfAbandoned();
+        },
+      });
+      linear = {
+        top1: result.top1,
+        top5: result.top5,
+        bestEpoch: result.bestEpoch,
+        finalTop1: result.finalTop1,
+        finalTop5: result.finalTop5,
+        curve: result.curve,
+        featureDim: result.featureDim,
+        settings,
+        trainImages: result.trainCount,
+        testImages: result.testCount,
+      };
+    }
+  } finally {
+    disposeParams(params);
+  }
+
+  const report: EvaluationReport = {
+    evalId: job.evalId,
+    runId: job.runId,
+    step: checkpoint.step,
+    kinds: job.kinds,
+    network: 'teacher',
+    knn,
+    knnSettings,
+    linear,
+    scheduled: job.scheduled,
+    durationMs: Date.now() - started,
+    backend: ctx.backend.name,
+    createdAt: new Date().toISOString(),
+  };
+  await ctx.store.putJson(evalKey(job.runId, job.evalId), report);
+  const summary = [
+    knn ? `k-NN top-1 ${Math.max(...knn.map((score) => score.top1)).toFixed(2)}%` : null,
+    linear ? `linear top-1 ${linear.top1.toFixed(2)}%` : null,
+  ].filter(Boolean);
+  scope.log('info', `run ${job.runId}: step ${checkpoint.step}: ${summary.join(', ')}`, {}, true);
+  return report;
+}
+
+function features(
+  params: Map<string, tf.Tensor>,
+  split: DecodedSplit,
+  config: RunConfig,
+  scope: JobScope,
+  phase: string,
+): Promise<FeatureSet> {
+  return extractFeatures(params, split, {
+    config,
+    onProgress: (done, total) => {
+      scope.progress({ phase, done, total });
+      // Between batches nothing is half-done, so a shutdown may drop the job here.
+      scope.throwIfAbandoned();
+    },
+  });
+}

@@ -1,0 +1,85 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { importFashionMnist, importImageFolder, type DatasetManifest } from '@dinoq/data';
+import type { ImportJob } from '@dinoq/jobs';
+import type { ComputeContext, JobScope } from '../job-scope';
+import { UnrecoverableJobError } from '../protocol';
+
+export interface ImportResult {
+  datasetName: string;
+  kind: ImportJob['source']['kind'];
+  splits: Record<string, number>;
+  classes: number;
+  skipped: number;
+}
+
+function summary(job: ImportJob, manifest: DatasetManifest, skipped = 0): ImportResult {
+  return {
+    datasetName: job.datasetName,
+    kind: job.source.kind,
+    splits: Object.fromEntries(Object.entries(manifest.splits).map(([name, split]) => [name, split.count])),
+    classes: manifest.classes.length,
+    skipped,
+  };
+}
+
+/** Writes datasets/<name>/ (shards first, the manifest last) from a known source. */
+export async function importDataset(
+  ctx: ComputeContext,
+  scope: JobScope,
+  job: ImportJob,
+): Promise<ImportResult> {
+  if (job.source.kind === 'fashion-mnist') {
+    scope.log('info', `importing Fashion-MNIST as "${job.datasetName}"`, { limit: job.source.limit }, true);
+    const manifest = await importFashionMnist({
+      store: ctx.store,
+      name: job.datasetName,
+      limit: job.source.limit,
+    });
+    return summary(job, manifest);
+  }
+  return importFromBucketFolder(ctx, scope, job, job.source.prefix);
+}
+
+/** `<prefix>/<class>/<image>` objects are copied to a temporary folder and imported as an image folder. */
+async function importFromBucketFolder(
+  ctx: ComputeContext,
+  scope: JobScope,
+  job: ImportJob,
+  prefix: string,
+): Promise<ImportResult> {
+  const folder = prefix.endsWith('/') ? prefix : `${prefix}/`;
+  const dir = await mkdtemp(path.join(tmpdir(), 'dinoq-import-'));
+  try {
+    let files = 0;
+    for await (const object of ctx.store.listObjects(folder)) {
+      const relative = object.key.slice(folder.length);
+      if (relative === '' || relative.endsWith('/')) continue;
+      const segments = relative.split('/');
+      if (segments.some((segment) => segment === '' || segment === '.' || segment === '..')) {
+        throw new UnrecoverableJobError(
+          `import ${job.datasetName}: object key "${object.key}" has an unusable path`,
+        );
+      }
+      const target = path.join(dir, ...segments);
+      await mkdir(path.dirname(target), { recursive: true });
+      await writeFile(target, await ctx.store.getBytes(object.key));
+      files++;
+      if (files % 100 === 0) scope.progress({ phase: 'download', files });
+      scope.throwIfAbandoned();
+    }
+    if (files === 0)
+      throw new UnrecoverableJobError(`import ${job.datasetName}: nothing under s3 prefix "${folder}"`);
+    scope.log('info', `importing ${files} files under "${folder}" as "${job.datasetName}"`, {}, true);
+    const result = await importImageFolder({ srcDir: dir, store: ctx.store, name: job.datasetName });
+    if (result.skipped > 0) {
+      scope.log('warn', `import ${job.datasetName}: skipped ${result.skipped} files`, {
+        skipped: result.skippedFiles.slice(0, 20),
+      });
+    }
+    return summary(job, result.manifest, result.skipped);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

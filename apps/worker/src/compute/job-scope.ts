@@ -1,0 +1,38 @@
+import type { RunRepository } from '@dinoq/jobs';
+import type { ObjectStore } from '@dinoq/storage';
+import type { DatasetCache } from './dataset-cache';
+import { JobAbandonedError, type ChildBackend, type ComputeJob, type LogLevel } from './protocol';
+
+/** What every job handler of the compute process works with. */
+export interface ComputeContext {
+  store: ObjectStore;
+  runs: RunRepository;
+  datasets: DatasetCache;
+  backend: ChildBackend;
+}
+
+/** One job's link to the parent: progress, logs and the abandon request. */
+export interface JobScope {
+  readonly job: ComputeJob;
+  progress(progress: Record<string, unknown>): void;
+  /** `toJob` also appends the line to the BullMQ job's log (keep those few). */
+  log(level: LogLevel, message: string, fields?: Record<string, unknown>, toJob?: boolean): void;
+  /** Throws JobAbandonedError once the parent asked to drop the job; call it at safe points only. */
+  throwIfAbandoned(): void;
+}
+
+export class AbandonFlag {
+  private reason: string | null = null;
+
+  set(reason: string): void {
+    this.reason ??= reason;
+  }
+
+  clear(): void {
+    this.reason = null;
+  }
+
+  check(): void {
+    if (this.reason !== null) throw new JobAbandonedError(this.reason);
+  }
+}

@@ -1,0 +1,154 @@
+import { z } from 'zod';
+import { QUEUE_PREFIX, QueueName, allQueues, type DeviceClass } from '@dinoq/jobs';
+import type { StorageEnv } from '@dinoq/storage';
+
+const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+
+const optionalText = z
+  .string()
+  .trim()
+  .transform((value) => (value === '' ? undefined : value))
+  .optional();
+
+function integerSetting(name: string, fallback: number, min: number, max: number) {
+  return z
+    .string()
+    .trim()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw === '') return fallback;
+      const value = Number(raw);
+      if (!Number.isInteger(value) || value < min || value > max) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `${name} must be an integer in [${min}, ${max}], got "${raw}"`,
+        });
+        return z.NEVER;
+      }
+      return value;
+    });
+}
+
+const queueList = z
+  .string()
+  .trim()
+  .optional()
+  .transform((raw, ctx) => {
+    if (raw === undefined || raw === '') return undefined;
+    const names = raw
+      .split(',')
+      .map((name) => name.trim())
+      .filter((name) => name.length > 0);
+    const unknown = names.filter((name) => !(allQueues as string[]).includes(name));
+    if (unknown.length > 0 || names.length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `DINOQ_WORKER_QUEUES names unknown queues (${unknown.join(', ') || 'none given'}); known: ${allQueues.join(', ')}`,
+      });
+      return z.NEVER;
+    }
+    return [...new Set(names)] as QueueName[];
+  });
+
+const envSchema = z.object({
+  REDIS_URL: optionalText,
+  S3_ENDPOINT: optionalText,
+  S3_BUCKET: optionalText,
+  S3_REGION: optionalText,
+  S3_ACCESS_KEY_ID: optionalText,
+  S3_SECRET_ACCESS_KEY: optionalText,
+  DINOQ_DATA_DIR: optionalText,
+  DINOQ_DEVICE_CLASS: z
+    .string()
+    .trim()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined || value === '' || value === 'auto') return undefined;
+      if (value === 'gpu' || value === 'cpu') return value as DeviceClass;
+      ctx.addIssue({ code: 'custom', message: `DINOQ_DEVICE_CLASS must be gpu or cpu, got "${value}"` });
+      return z.NEVER;
+    }),
+  DINOQ_WORKER_QUEUES: queueList,
+  DINOQ_BACKEND: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined || value === '') return 'auto' as const;
+      if ((BACKENDS as readonly string[]).includes(value)) return value as (typeof BACKENDS)[number];
+      ctx.addIssue({
+        code: 'custom',
+        message: `DINOQ_BACKEND must be one of ${BACKENDS.join(', ')}, got "${value}"`,
+      });
+      return z.NEVER;
+    }),
+  DINOQ_LOCK_MS: integerSetting('DINOQ_LOCK_MS', 30_000, 1_000, 3_600_000),
+  DINOQ_SHUTDOWN_GRACE_MS: integerSetting('DINOQ_SHUTDOWN_GRACE_MS', 20_000, 0, 3_600_000),
+  DINOQ_QUEUE_PREFIX: z
+    .string()
+    .trim()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined || value === '') return QUEUE_PREFIX;
+      if (/^[A-Za-z0-9_-]+$/.test(value)) return value;
+      ctx.addIssue({
+        code: 'custom',
+        message: `DINOQ_QUEUE_PREFIX must be letters, digits, '-' or '_', got "${value}"`,
+      });
+      return z.NEVER;
+    }),
+  DINOQ_DATASET_CACHE_MB: integerSetting('DINOQ_DATASET_CACHE_MB', 1024, 0, 1_048_576),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+/** Everything the worker reads from its environment, validated once at start-up. */
+export interface WorkerSettings {
+  redisUrl: string;
+  /** Storage as storageFromEnv reads it; no endpoint means an embedded s3rver in this process. */
+  storage: StorageEnv;
+  /** Undefined: decided by the backend the compute process loads. */
+  deviceClass: DeviceClass | undefined;
+  /** Undefined: the default queues of the device class. */
+  queues: QueueName[] | undefined;
+  backend: (typeof BACKENDS)[number];
+  /** BullMQ lockDuration and stalledInterval: how soon a killed worker's job goes to another worker. */
+  lockMs: number;
+  /** How long SIGTERM waits for the current job before abandoning it. */
+  shutdownGraceMs: number;
+  /** BullMQ key prefix; the API must use the same one. */
+  queuePrefix: string;
+  /** Decoded datasets kept in the compute process between jobs. */
+  datasetCacheBytes: number;
+  logLevel: string;
+}
+
+export function readWorkerSettings(env: NodeJS.ProcessEnv = process.env): WorkerSettings {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const reasons = parsed.error.issues.map((issue) =>
+      issue.code === 'custom' ? issue.message : `${issue.path.join('.')}: ${issue.message}`,
+    );
+    throw new Error(`worker configuration is invalid: ${reasons.join('; ')}`);
+  }
+  const e = parsed.data;
+  return {
+    redisUrl: e.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    storage: {
+      S3_ENDPOINT: e.S3_ENDPOINT,
+      S3_BUCKET: e.S3_BUCKET,
+      S3_REGION: e.S3_REGION,
+      S3_ACCESS_KEY_ID: e.S3_ACCESS_KEY_ID,
+      S3_SECRET_ACCESS_KEY: e.S3_SECRET_ACCESS_KEY,
+      DINOQ_DATA_DIR: e.DINOQ_DATA_DIR,
+    },
+    deviceClass: e.DINOQ_DEVICE_CLASS,
+    queues: e.DINOQ_WORKER_QUEUES,
+    backend: e.DINOQ_BACKEND,
+    lockMs: e.DINOQ_LOCK_MS,
+    shutdownGraceMs: e.DINOQ_SHUTDOWN_GRACE_MS,
+    queuePrefix: e.DINOQ_QUEUE_PREFIX,
+    datasetCacheBytes: e.DINOQ_DATASET_CACHE_MB * 1024 * 1024,
+    logLevel: e.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,92 @@
+/**
+ * Redis holds only transport: wiping it in the middle of a run (here a Redis of the test's own,
+ * with FLUSHALL) loses queued and running jobs, and the API's reconciliation rebuilds the queue
+ * from the run records and checkpoints in S3 until the run completes.
+ */
+import type { QueueEvents } from 'bullmq';
+import { QueueName, shardJobId } from '@dinoq/jobs';
+import { listCommitted, metricsKey } from '@dinoq/storage';
+import { buildWorker } from './helpers/build';
+import { startPrivateRedis, startStack, type E2EStack } from './helpers/stack';
+import type { WorkerProcess } from './helpers/worker-process';
+
+jest.setTimeout(150_000);
+
+let redis: { url: string; close(): Promise<void> };
+let stack: E2EStack;
+let events: QueueEvents;
+
+beforeAll(async () => {
+  buildWorker();
+  redis = await startPrivateRedis();
+  stack = await startStack({ redisUrl: redis.url, reconcileIntervalMs: 1000 });
+  events = await stack.events(QueueName.TrainCpu);
+});
+
+afterAll(async () => {
+  await stack?.close();
+  await redis?.close();
+});
+
+function progressAtLeast(jobId: string, minStep: number): Promise<number> {
+  return new Promise((resolve) => {
+    const onProgress = ({ jobId: id, data }: { jobId: string; data: unknown }) => {
+      const step = (data as { step?: number }).step ?? -1;
+      if (id === jobId && step >= minStep) {
+        events.off('progress', onProgress);
+        resolve(step);
+      }
+    };
+    events.on('progress', onProgress);
+  });
+}
+
+const committedByLog = (worker: WorkerProcess) =>
+  worker.lines
+    .map((line) => /: committed step (\d+)/.exec(String(line.msg)))
+    .flatMap((m) => (m ? [Number(m[1])] : []));
+
+test('FLUSHALL mid-run, with the worker alive and again after it crashed: the run still completes, each step committed once', async () => {
+  const a = stack.startWorker('a');
+  await a.ready();
+  await stack.importDataset('fmnist', 32);
+  // 9 epochs of 4 steps in three shards of 12.
+  await stack.createRun('wiped', { train: { epochs: 9, stepsPerShard: 12 } });
+
+  // 1. Wipe while shard 1 trains: its job vanishes under the live worker, which carries on.
+  await progressAtLeast(shardJobId('wiped', 0, 1), 13);
+  expect(await stack.redis.flushall()).toBe('OK');
+
+  // 2. Wipe again after the worker died in shard 2: no job is left anywhere, and only the
+  // reconciliation (every second, from S3) can bring it back.
+  await progressAtLeast(shardJobId('wiped', 0, 2), 25);
+  a.signal('SIGKILL');
+  await a.exited;
+  expect(await stack.redis.flushall()).toBe('OK');
+  expect(await listCommitted(stack.store, 'wiped')).toEqual([12, 24]);
+  expect((await stack.runs.get('wiped')).status).toBe('running');
+
+  const b = stack.startWorker('b');
+  await b.ready();
+  const run = await stack.waitForRun(
+    'wiped',
+    (r) => r.status === 'completed',
+    90_000,
+    'completion after the wipes',
+  );
+  expect(run.committedSteps).toEqual([12, 24, 36]);
+  expect(await listCommitted(stack.store, 'wiped')).toEqual([12, 24, 36]);
+  expect(b.lines.some((line) => line.jobId === shardJobId('wiped', 0, 2) && line.msg === 'job started')).toBe(
+    true,
+  );
+  expect([...committedByLog(a), ...committedByLog(b)].sort((x, y) => x - y)).toEqual([12, 24, 36]);
+
+  for (const shard of [0, 1, 2]) {
+    const text = new TextDecoder().decode(await stack.store.getBytes(metricsKey('wiped', shard)));
+    const steps = text
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => (JSON.parse(line) as { step: number }).step);
+    expect(steps).toEqual(Array.from({ length: 12 }, (_, i) => shard * 12 + i));
+  }
+});
