@@ -1,11 +1,32 @@
-import { Logger } from '@nestjs/common';
+import { Logger, type LogLevel } from '@nestjs/common';
 import type { RedisOptions } from 'bullmq';
 import { redisConnectionFromEnv } from '@dinoq/jobs';
 import { storageFromEnv } from '@dinoq/storage';
 import { readApiEnv } from './api-env';
 import { bootstrapApi } from './bootstrap';
 
+/** The same LOG_LEVEL names as the worker's pino logger, mapped to Nest's levels. */
+function nestLogLevels(level: string | undefined): false | LogLevel[] {
+  switch (level) {
+    case 'silent':
+      return false;
+    case 'fatal':
+    case 'error':
+      return ['error', 'fatal'];
+    case 'warn':
+      return ['warn', 'error', 'fatal'];
+    case 'debug':
+    case 'trace':
+      return ['log', 'warn', 'error', 'fatal', 'debug', 'verbose'];
+    default:
+      return ['log', 'warn', 'error', 'fatal'];
+  }
+}
+
 async function main(): Promise<void> {
+  const logLevels = nestLogLevels(process.env.LOG_LEVEL);
+  if (logLevels) Logger.overrideLogger(logLevels);
+  else Logger.overrideLogger(false);
   const logger = new Logger('dinoq-api');
   const env = readApiEnv(process.env);
   if (env.authDisabled) logger.warn('DINOQ_AUTH=off: every route is open to anyone who can reach this port');
@@ -20,6 +41,9 @@ async function main(): Promise<void> {
     reconcileIntervalMs: env.reconcileIntervalMs,
     port: env.port,
     host: env.host,
+    logger: logLevels,
+    // Must match the workers' DINOQ_QUEUE_PREFIX.
+    queuePrefix: process.env.DINOQ_QUEUE_PREFIX || undefined,
   });
   logger.log(
     `listening on ${api.url} (storage ${storage.endpoint ?? 'AWS S3'}, bucket ${storage.bucket}); docs at /docs`,

@@ -79,6 +79,17 @@ export const augmentSchema = z
     localCropsNumber: z.number().int().min(0).max(32).default(8),
     globalCropsScale: range(0.4, 1.0),
     localCropsScale: range(0.05, 0.4),
+    /** Gaussian-blur σ range in pixels of the crop (PIL radius; spec §8). Scale it down for tiny crops. */
+    blurSigma: z
+      .tuple([z.number().positive().max(32), z.number().positive().max(32)])
+      .refine(([a, b]) => a <= b, { message: 'first value must not exceed the second' })
+      .default([0.1, 2.0]),
+    /** Blur probability of global view 1, global view 2 and every local view. */
+    blurProbabilities: z
+      .tuple([z.number().min(0).max(1), z.number().min(0).max(1), z.number().min(0).max(1)])
+      .default([1.0, 0.1, 0.5]),
+    /** Solarisation probability of global view 2 (the other views are never solarised). */
+    solarizeProbability: z.number().min(0).max(1).default(0.2),
     mean: z.tuple([z.number(), z.number(), z.number()]).default([0.485, 0.456, 0.406]),
     std: z
       .tuple([z.number().positive(), z.number().positive(), z.number().positive()])

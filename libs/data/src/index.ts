@@ -9,6 +9,7 @@ export * from './load-split';
 export * from './importers/idx';
 export * from './importers/fashion-mnist';
 export * from './importers/image-folder';
+export * from './importers/cluttered';
 export { augmentRng, type Rng } from './augment/rng';
 export * from './augment/random-resized-crop';
 export * from './augment/bicubic-resize';

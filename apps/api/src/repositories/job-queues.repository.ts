@@ -1,10 +1,5 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
-import {
-  QueueEvents,
-  type Job,
-  type JobState,
-  type RepeatOptions,
-} from 'bullmq';
+import { QueueEvents, type Job, type JobState, type RepeatOptions } from 'bullmq';
 import {
   JobProducer,
   allQueues,

@@ -6,6 +6,8 @@ import { DinoTrainer, initDinoParams, selectBackend, type ParamTensors } from '@
 import { FsBlobStore, importFashionMnist, loadSplit, readManifest, type DecodedSplit } from '@dinoq/data';
 import { extractFeatures, rawPixelFeatures, weightedKnn, type FeatureSet } from '@dinoq/eval';
 import { trainLoop } from '../train-loop';
+import { mergeConfig } from '@dinoq/config';
+import { parseAssignment } from '../options';
 import { argValue, peakRssMiB } from './bench-data';
 
 /**
@@ -34,7 +36,15 @@ async function main(): Promise<void> {
   );
 
   // Short runs keep the preset's warm-up share (a tenth of the schedule) rather than its absolute length.
-  const config = resolveRunConfig('fmnist-tiny', { train: { epochs }, optim: { warmupEpochs: epochs / 10 } });
+  let overrides: unknown = { train: { epochs }, optim: { warmupEpochs: epochs / 10 } };
+  // --set path=value (repeatable) tries other settings against the same protocol.
+  process.argv.forEach((a, i) => {
+    if (a === '--set') overrides = mergeConfig(overrides, parseAssignment(process.argv[i + 1]));
+  });
+  const config = resolveRunConfig('fmnist-tiny', overrides);
+  console.log(
+    `config: ${JSON.stringify({ model: config.model, head: config.head, loss: config.loss, optim: config.optim, augment: config.augment })}`,
+  );
   const trainSet: DecodedSplit = trainLimit ? { ...train, count: Math.min(trainLimit, train.count) } : train;
   const trainer = DinoTrainer.create(config, trainSet.count);
   t0 = Date.now();

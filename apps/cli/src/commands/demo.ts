@@ -143,8 +143,8 @@ async function runDemo(o: DemoFlags): Promise<void> {
     );
     for (let i = 0; ; i++) {
       const health = await fetch(`${base}/health`).catch(() => null);
-      const body = health?.ok ? ((await health.json()) as { workers?: unknown[] }) : null;
-      if (body && (body.workers?.length ?? 0) > 0) break;
+      const body = health?.ok ? ((await health.json()) as { workers?: { count?: number } }) : null;
+      if (body && (body.workers?.count ?? 0) > 0) break;
       if (i > 240) throw new Error('the API or the worker did not come up within 2 minutes');
       await sleep(500);
     }

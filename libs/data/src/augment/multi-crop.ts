@@ -15,6 +15,7 @@ export interface ViewSpec {
   size: number;
   scale: readonly [number, number];
   blurProbability: number;
+  blurSigma: readonly [number, number];
   solarizeProbability: number;
 }
 
@@ -23,17 +24,24 @@ export interface ViewSpec {
  * (never vs 20 %) so the teacher sees two differently distorted versions, then the local crops.
  */
 export function multiCropViews(cfg: AugmentConfig): ViewSpec[] {
-  const global = { kind: 'global', size: cfg.globalCropSize, scale: cfg.globalCropsScale } as const;
+  const [blur1, blur2, blurLocal] = cfg.blurProbabilities;
+  const global = {
+    kind: 'global',
+    size: cfg.globalCropSize,
+    scale: cfg.globalCropsScale,
+    blurSigma: cfg.blurSigma,
+  } as const;
   const local: ViewSpec = {
     kind: 'local',
     size: cfg.localCropSize,
     scale: cfg.localCropsScale,
-    blurProbability: 0.5,
+    blurProbability: blurLocal,
+    blurSigma: cfg.blurSigma,
     solarizeProbability: 0,
   };
   return [
-    { ...global, blurProbability: 1.0, solarizeProbability: 0 },
-    { ...global, blurProbability: 0.1, solarizeProbability: 0.2 },
+    { ...global, blurProbability: blur1, solarizeProbability: 0 },
+    { ...global, blurProbability: blur2, solarizeProbability: cfg.solarizeProbability },
     ...Array.from({ length: cfg.localCropsNumber }, () => ({ ...local })),
   ];
 }
@@ -41,7 +49,6 @@ export function multiCropViews(cfg: AugmentConfig): ViewSpec[] {
 const FLIP_P = 0.5;
 const JITTER_P = 0.8;
 const GRAYSCALE_P = 0.2;
-const BLUR_SIGMA: [number, number] = [0.1, 2.0];
 
 /**
  * One view of one image: crop → flip → colour jitter → grayscale → blur → solarize, on
@@ -61,7 +68,7 @@ export function augmentView(
   if (rng() <= JITTER_P) colorJitter(img, rng);
   if (rng() < GRAYSCALE_P) grayscale(img);
   if (rng() <= view.blurProbability)
-    gaussianBlur(img, view.size, view.size, uniform(rng, BLUR_SIGMA[0], BLUR_SIGMA[1]));
+    gaussianBlur(img, view.size, view.size, uniform(rng, view.blurSigma[0], view.blurSigma[1]));
   if (view.solarizeProbability > 0 && rng() < view.solarizeProbability) solarize(img);
   return img;
 }
