@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=(dataset-fashion-mnist)
+# OpenBLAS for the optional native matmul addon (libs/native-blas); without it training uses wasm only.
+dpkg -s libopenblas-dev >/dev/null 2>&1 || need+=(libopenblas-dev)
+command -v g++ >/dev/null 2>&1 || need+=(g++)
+command -v make >/dev/null 2>&1 || need+=(make)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need[*]}"
   apt-get -o DPkg::Lock::Timeout=600 update -qq
@@ -23,4 +28,8 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm dependencies"
   npm ci --no-audit --no-fund --loglevel=error
+fi
+if [ ! -f libs/native-blas/build/Release/dinoq_native_blas.node ]; then
+  echo "setup: building the native BLAS addon"
+  npm run install -w @dinoq/native-blas --silent || true
 fi

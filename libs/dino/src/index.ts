@@ -18,3 +18,12 @@ export * from './safetensors';
 export * from './reference-names';
 export * from './checkpoint';
 export * from './backend/select-backend';
+export {
+  installNativeKernels,
+  uninstallNativeKernels,
+  nativeKernelsInstalled,
+  nativeKernelsDetail,
+  defaultBlasThreads,
+} from './backend/native-kernels';
+export * from './parallel/parallel-trainer';
+export * from './grad-step';

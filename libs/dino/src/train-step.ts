@@ -1,13 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { RunConfig } from '@dinoq/config';
-import { multiCropForward } from './multi-crop';
-import { dinoLoss } from './loss';
-import { updateCenter } from './center';
-import { teacherEntropy, teacherStudentKl } from './diagnostics';
-import { clipGradients } from './optim/clip';
 import type { AdamW } from './optim/adamw';
-import { emaUpdate } from './ema';
 import type { Params } from './params';
+import { applyUpdate, computeGradients, microBatches } from './grad-step';
 
 /** One multi-crop batch: views ordered global1, global2, local1..N; each NHWC [batch, size, size, C]. */
 export interface CropBatch {
@@ -57,13 +52,6 @@ export interface TrainState {
   step: number;
 }
 
-function viewSlice(batch: CropBatch, view: number, start: number, rows: number): tf.Tensor4D {
-  const s = batch.sizes[view];
-  const c = batch.channels ?? 3;
-  const per = s * s * c;
-  return tf.tensor4d(batch.views[view].subarray(start * per, (start + rows) * per), [rows, s, s, c]);
-}
-
 /**
  * One DINO iteration (spec §1, §7.5) with gradient accumulation over micro-batches.
  *
@@ -74,85 +62,19 @@ function viewSlice(batch: CropBatch, view: number, start: number, rows: number):
  * finite, so a NaN leaves the state as it was.
  */
 export function trainStep(state: TrainState, batch: CropBatch, hyper: StepHyper): StepResult {
-  const { config } = state;
-  const numViews = batch.views.length;
   const B = batch.batch;
-  const micro = config.train.microBatchSize > 0 ? Math.min(config.train.microBatchSize, B) : B;
-  const trainableEntries = [...state.student].filter(([, v]) => v.trainable);
-  const trainable = trainableEntries.map(([, v]) => v);
-  // variableGrads keys gradients by the engine's variable name, not by our parameter name.
-  const paramNameOf = new Map(trainableEntries.map(([name, v]) => [v.name, name]));
-  const temps = { studentTemp: config.loss.studentTemp, teacherTemp: hyper.teacherTemp, numViews };
-
-  let gradSum: Map<string, tf.Tensor> | null = null;
-  let teacherSum = tf.zeros([1, config.head.outDim]) as tf.Tensor2D;
-  let loss = 0;
-  let entropy = 0;
-  let kl = 0;
+  const part = computeGradients(state, batch, hyper, microBatches(B, state.config.train.microBatchSize), B);
   try {
-    for (let start = 0, micro_i = 0; start < B; start += micro, micro_i++) {
-      const rows = Math.min(micro, B - start);
-      const weight = rows / B;
-      const crops = batch.views.map((_, v) => viewSlice(batch, v, start, rows));
-      try {
-        const teacherLogits = tf.tidy(() =>
-          multiCropForward(state.teacher, crops.slice(0, 2), { training: false, config }),
-        );
-        const { value, grads } = tf.variableGrads(() => {
-          const studentLogits = multiCropForward(state.student, crops, {
-            training: true,
-            config,
-            seed: config.train.seed,
-            step: state.step,
-            microBatch: micro_i,
-          });
-          const l = dinoLoss(studentLogits, teacherLogits, state.center, temps);
-          // Diagnostics reuse this micro-batch's logits; they carry no gradient.
-          entropy += weight * teacherEntropy(teacherLogits, state.center, hyper.teacherTemp);
-          kl += weight * teacherStudentKl(studentLogits, teacherLogits, state.center, temps);
-          return tf.mul(l, weight) as tf.Scalar;
-        }, trainable);
-        loss += value.dataSync()[0];
-        value.dispose();
-        const nextTeacherSum = tf.tidy(() =>
-          tf.add(teacherSum, tf.sum(teacherLogits, 0, true)),
-        ) as tf.Tensor2D;
-        teacherSum.dispose();
-        teacherSum = nextTeacherSum;
-        teacherLogits.dispose();
-        const named = Object.entries(grads).map(([v, g]) => [paramNameOf.get(v)!, g] as const);
-        if (gradSum === null) {
-          gradSum = new Map(named);
-        } else {
-          for (const [name, g] of named) {
-            const prev = gradSum.get(name)!;
-            gradSum.set(name, tf.add(prev, g));
-            prev.dispose();
-            g.dispose();
-          }
-        }
-      } finally {
-        tf.dispose(crops);
-      }
-    }
-    if (!Number.isFinite(loss)) throw new NonFiniteLossError(state.step, loss);
-
-    const { grads: clipped, maxNorm } = clipGradients(gradSum!, config.optim.clipGrad);
-    if (clipped !== gradSum) tf.dispose([...gradSum!.values()]);
-    gradSum = clipped;
-    // First epochs: the head's last layer is skipped entirely (spec §7.4), not given a zero gradient.
-    const skip = hyper.freezeLastLayer ? (name: string) => name.includes('last_layer') : undefined;
-    state.optimizer.step(gradSum, { lr: hyper.lr, weightDecay: hyper.weightDecay, skip });
-    emaUpdate(state.teacher, state.student, hyper.momentum);
-    const newCenter = tf.tidy(() =>
-      updateCenter(state.center, tf.div(teacherSum, 2 * B) as tf.Tensor2D, config.loss.centerMomentum),
-    ) as tf.Tensor2D;
-    state.center.dispose();
-    state.center = newCenter;
-    state.step += 1;
-    return { loss, teacherEntropy: entropy, klTeacherStudent: kl, maxGradNorm: maxNorm };
+    if (!Number.isFinite(part.loss)) throw new NonFiniteLossError(state.step, part.loss);
+    const maxGradNorm = applyUpdate(state, part.grads, part.teacherSum, hyper, B);
+    return {
+      loss: part.loss,
+      teacherEntropy: part.teacherEntropy,
+      klTeacherStudent: part.klTeacherStudent,
+      maxGradNorm,
+    };
   } finally {
-    teacherSum.dispose();
-    if (gradSum) tf.dispose([...gradSum.values()]);
+    part.teacherSum.dispose();
+    tf.dispose([...part.grads.values()]);
   }
 }

@@ -21,17 +21,24 @@ jest.mock(
 );
 
 describe('selectBackend', () => {
-  const saved = { backend: process.env.DINOQ_BACKEND, kernels: process.env.DINOQ_WASM_KERNELS };
+  const saved = {
+    backend: process.env.DINOQ_BACKEND,
+    kernels: process.env.DINOQ_WASM_KERNELS,
+    native: process.env.DINOQ_NATIVE_BLAS,
+  };
 
   beforeEach(() => {
     delete process.env.DINOQ_BACKEND;
     delete process.env.DINOQ_WASM_KERNELS;
+    // The native BLAS kernels have their own tests; these check the wasm-only selection.
+    process.env.DINOQ_NATIVE_BLAS = 'off';
   });
 
   afterAll(() => {
     for (const [key, value] of [
       ['DINOQ_BACKEND', saved.backend],
       ['DINOQ_WASM_KERNELS', saved.kernels],
+      ['DINOQ_NATIVE_BLAS', saved.native],
     ] as const) {
       if (value === undefined) delete process.env[key];
       else process.env[key] = value;

@@ -1,18 +1,22 @@
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import { resolveRunConfig, resolveModelDims, type PresetName, type RunConfig } from '@dinoq/config';
-import { selectBackend, trainStepFlops, type BackendInfo, type CropBatch } from '@dinoq/dino';
 import {
+  DataParallelTrainer,
   defaultBlasThreads,
   installNativeKernels,
   nativeKernelsInstalled,
-} from '@dinoq/dino/dist/backend/native-kernels';
-import { DataParallelTrainer } from '@dinoq/dino/dist/parallel/parallel-trainer';
+  selectBackend,
+  trainStepFlops,
+  type BackendInfo,
+  type CropBatch,
+} from '@dinoq/dino';
 import { augmentBatch, batchIndices, type DecodedSplit } from '@dinoq/data';
 import { argValue, benchSplit, peakRssMiB } from './bench-data';
 
 /**
  * npm run bench:train [-- --preset bench-ref,fmnist-tiny --steps 3 --warmup 1 --micro 32 --replicas 1,2]
+ *                     [--blas-threads N]   (per replica; default ⌊cores / replicas⌋)
  * npm run bench:train -- --long [--replicas 1,2] [--long-steps 1000]
  *
  * Times the full training step (student fwd+bwd on all crops, teacher fwd, loss, AdamW, EMA,
@@ -89,6 +93,7 @@ function describeConfig(name: string, config: RunConfig): string {
 }
 
 async function throughput(
+  blasThreadsArg: number | undefined,
   preset: PresetName,
   micro: string | undefined,
   replicas: number,
@@ -98,19 +103,27 @@ async function throughput(
   warmup: number,
 ): Promise<Row> {
   const config = resolveRunConfig(preset, micro ? { train: { microBatchSize: Number(micro) } } : {});
-  const blasThreads = Math.max(1, Math.floor(os.availableParallelism() / replicas));
+  const blasThreads = blasThreadsArg ?? Math.max(1, Math.floor(os.availableParallelism() / replicas));
   const peak = matmulPeak(blasThreads);
   const trainer = await DataParallelTrainer.create(config, split.count, { replicas, blasThreads });
   const kernels = trainer.backendInfo?.kernels ?? backend.kernels;
   const batches = await batchesFor(config, split, Math.min(warmup + steps, 4));
   const times: number[] = [];
   const tensors: number[] = [];
+  const breakdown: string[] = [];
   try {
     for (let s = 0; s < warmup + steps; s++) {
       const m = await trainer.trainStep(batches[s % batches.length]);
       if (s >= warmup) {
         times.push(m.stepMs);
         tensors.push(m.numTensors);
+        const t = m.timings;
+        if (t) {
+          const compute = t.computeMs.map((c) => c.toFixed(0)).join('/');
+          breakdown.push(
+            `compute ${compute}, apply ${t.applyMs.toFixed(0)}, exchange ${t.exchangeMs.toFixed(0)}`,
+          );
+        }
       }
     }
   } finally {
@@ -129,15 +142,15 @@ async function throughput(
     peakGflopPerSec: peak,
     peakRssMiB: peakRssMiB(),
   };
-  console.log(
-    `${describeConfig(preset, config)}; ${replicas} replica(s), ${kernels}, ${blasThreads} BLAS thread(s) each`,
-  );
+  const threads = kernels === 'native-blas' ? `, ${blasThreads} BLAS thread(s) each` : '';
+  console.log(`${describeConfig(preset, config)}; ${replicas} replica(s), ${kernels}${threads}`);
   console.log(
     `  ${row.imgPerSec.toFixed(2)} img/s, ${ms.toFixed(0)} ms/step (median of ${steps}: ${times.map((t) => t.toFixed(0)).join(' ')}),` +
       ` ${gflop.toFixed(1)} GFLOP/step → ${row.gflopPerSec.toFixed(1)} GFLOP/s;` +
       ` matmul peak ${peak.toFixed(1)} GFLOP/s per replica (×${replicas} = ${(peak * replicas).toFixed(1)});` +
-      ` peak RSS ${row.peakRssMiB.toFixed(0)} MiB, tensors/step ${tensors.join(' ')}`,
+      ` peak RSS so far ${row.peakRssMiB.toFixed(0)} MiB (whole process, replicas included), tensors/step ${tensors.join(' ')}`,
   );
+  if (breakdown.length > 0) console.log(`  per step (ms): ${breakdown.join('; ')}`);
   return row;
 }
 
@@ -151,20 +164,25 @@ function longRunConfig(): RunConfig {
   });
 }
 
-async function longRun(replicas: number, split: DecodedSplit, totalSteps: number): Promise<void> {
+async function longRun(
+  replicas: number,
+  backend: BackendInfo,
+  split: DecodedSplit,
+  totalSteps: number,
+): Promise<void> {
   const config = longRunConfig();
   const trainer = await DataParallelTrainer.create(config, split.count, { replicas });
   const batches = await batchesFor(config, split, 4);
   const mib = () => (process.memoryUsage().rss / 2 ** 20).toFixed(0);
   console.log(
-    `${describeConfig('long run', config)}; ${replicas} replica(s), ${trainer.backendInfo?.kernels ?? 'this thread'}`,
+    `${describeConfig('long run', config)}; ${replicas} replica(s), ${trainer.backendInfo?.kernels ?? backend.kernels}`,
   );
-  const marks = new Set([1, 100, totalSteps]);
+  const marked = (s: number) => s === 1 || s === 100 || s % 1000 === 0 || s === totalSteps;
   const t0 = performance.now();
   try {
     for (let s = 1; s <= totalSteps; s++) {
       const m = await trainer.trainStep(batches[s % batches.length]);
-      if (marks.has(s)) {
+      if (marked(s)) {
         console.log(
           `  after ${String(s).padStart(4)} steps: RSS ${mib()} MiB, tensors ${m.numTensors} (replica 0),` +
             ` ${tf.memory().numTensors} (this thread), loss ${m.loss.toFixed(4)},` +
@@ -183,6 +201,11 @@ async function main(): Promise<void> {
   const steps = Number(argValue('steps', '3'));
   const warmup = Number(argValue('warmup', '1'));
   const micro = argValue('micro');
+  const blasThreadsRaw = argValue('blas-threads');
+  const blasThreads = blasThreadsRaw === undefined ? undefined : Number(blasThreadsRaw);
+  if (blasThreads !== undefined && !(Number.isInteger(blasThreads) && blasThreads > 0)) {
+    throw new Error(`--blas-threads must be a positive integer, got ${blasThreadsRaw}`);
+  }
   for (const r of replicaCounts) {
     if (!Number.isInteger(r) || r < 1) throw new Error(`--replicas must list positive integers, got ${r}`);
   }
@@ -193,14 +216,15 @@ async function main(): Promise<void> {
 
   if (process.argv.includes('--long')) {
     const total = Number(argValue('long-steps', '1000'));
-    for (const r of replicaCounts) await longRun(r, split, total);
+    for (const r of replicaCounts) await longRun(r, backend, split, total);
     return;
   }
 
   const rows: Row[] = [];
   for (const preset of presets) {
-    for (const r of replicaCounts)
-      rows.push(await throughput(preset, micro, r, backend, split, steps, warmup));
+    for (const r of replicaCounts) {
+      rows.push(await throughput(blasThreads, preset, micro, r, backend, split, steps, warmup));
+    }
   }
   console.log(
     '\nREADME table rows (paste under <!-- BENCH-TABLE -->, one run per variant, keep the ranges):',

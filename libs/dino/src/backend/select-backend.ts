@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { installWasmKernels, uninstallWasmKernels, wasmKernelsInstalled } from './wasm-kernels';
+import { installNativeKernels, nativeKernelsInstalled, uninstallNativeKernels } from './native-kernels';
+import { nativeBlasMode } from './native-binding';
 
 /**
  * Picks the fastest tfjs backend that loads: tfjs-node-gpu, tfjs-node, wasm, cpu.
@@ -12,6 +14,9 @@ import { installWasmKernels, uninstallWasmKernels, wasmKernelsInstalled } from '
  * `DINOQ_BACKEND` (tensorflow-gpu | tensorflow | wasm | cpu | auto) or the `preferred` argument,
  * which wins over the variable, forces one backend and fails loudly when it cannot load.
  * `DINOQ_WASM_KERNELS=stock` keeps tfjs's own wasm kernels instead of the overrides.
+ * On wasm, matmuls (and Exp, Erf, Transpose, leading-axis Sum) go to the native addon
+ * @dinoq/native-blas (system OpenBLAS) when it was built; `DINOQ_NATIVE_BLAS=off` keeps them on
+ * wasm, `on` makes a missing addon an error.
  */
 
 export const BACKEND_CHOICES = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -21,8 +26,11 @@ export interface BackendInfo {
   /** tfjs backend name: 'tensorflow', 'wasm' or 'cpu'. */
   name: string;
   kind: 'gpu' | 'cpu';
-  /** 'native': TensorFlow C library; 'wasm-fast': wasm with our overrides; 'stock': tfjs's own kernels. */
-  kernels: 'native' | 'wasm-fast' | 'stock';
+  /**
+   * 'native': TensorFlow C library; 'native-blas': wasm with our overrides and OpenBLAS matmuls;
+   * 'wasm-fast': wasm with our overrides; 'stock': tfjs's own kernels.
+   */
+  kernels: 'native' | 'native-blas' | 'wasm-fast' | 'stock';
   /** One line for logs and /health: what was loaded, and why faster candidates were skipped. */
   detail: string;
 }
@@ -103,16 +111,29 @@ async function loadWasm(): Promise<BackendInfo> {
     throw new Error(`@tensorflow/tfjs-backend-wasm is not available: ${firstLine(e)}`);
   }
   await activate('wasm');
+  // The native kernels sit on top of the overrides, so they come off first.
+  uninstallNativeKernels();
   if (wasmKernelMode() === 'stock') {
     uninstallWasmKernels();
     return { name: 'wasm', kind: 'cpu', kernels: 'stock', detail: 'wasm (XNNPACK, SIMD), stock kernels' };
   }
   installWasmKernels();
+  const overrides = 'kernel overrides: BatchMatMul, Identity, Cast, Slice';
+  const native = nativeBlasMode() === 'off' ? null : installNativeKernels();
+  if (native?.installed) {
+    return {
+      name: 'wasm',
+      kind: 'cpu',
+      kernels: 'native-blas',
+      detail: `wasm (SIMD), ${overrides}; ${native.detail}`,
+    };
+  }
+  if (native && nativeBlasMode() === 'on') throw new Error(`DINOQ_NATIVE_BLAS=on: ${native.reason}`);
   return {
     name: 'wasm',
     kind: 'cpu',
     kernels: 'wasm-fast',
-    detail: 'wasm (XNNPACK, SIMD), kernel overrides: BatchMatMul, Identity, Cast, Slice',
+    detail: `wasm (XNNPACK, SIMD), ${overrides}${native ? `; no native BLAS (${native.reason})` : ''}`,
   };
 }
 
@@ -160,9 +181,12 @@ export async function selectBackend(preferred?: string): Promise<BackendInfo> {
   const source = preferred !== undefined ? 'selectBackend(preferred)' : 'DINOQ_BACKEND';
   const request = parseChoice(preferred ?? process.env.DINOQ_BACKEND ?? '', source);
   const kernelMode = wasmKernelMode();
-  const key = `${request}|${kernelMode}`;
+  const key = `${request}|${kernelMode}|${nativeBlasMode()}`;
   if (current && current.request === key && tf.getBackend() === current.info.name) {
-    const stillFast = current.info.kernels !== 'wasm-fast' || wasmKernelsInstalled();
+    const { kernels } = current.info;
+    const stillFast =
+      (kernels !== 'wasm-fast' && kernels !== 'native-blas') ||
+      (wasmKernelsInstalled() && (kernels !== 'native-blas' || nativeKernelsInstalled()));
     if (stillFast) return current.info;
   }
   if (pending && pending.request === key) return pending.promise;

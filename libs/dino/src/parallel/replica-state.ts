@@ -1,0 +1,124 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { itersPerEpochFor, type RunConfig } from '@dinoq/config';
+import { cloneParams, initDinoParams, paramShapes } from '../init';
+import { AdamW } from '../optim/adamw';
+import { buildSchedules, type Schedules } from '../schedules';
+import { decodeCheckpoint, encodeCheckpoint, type CheckpointFiles } from '../checkpoint';
+import type { StepHyper, TrainState } from '../train-step';
+import type { Params } from '../params';
+
+/**
+ * Training state of one replica, built exactly as `DinoTrainer.create` / `restore` build theirs,
+ * so that every replica (and a plain DinoTrainer) starts from the same values.
+ */
+
+function optimizerOptions(config: RunConfig) {
+  return { beta1: config.optim.beta1, beta2: config.optim.beta2, eps: config.optim.eps };
+}
+
+function assignAll(params: Params, values: Map<string, Float32Array>): void {
+  for (const [name, v] of params) {
+    const data = values.get(name);
+    if (!data) throw new Error(`checkpoint has no tensor "${name}"`);
+    const t = tf.tensor(data, v.shape);
+    v.assign(t);
+    t.dispose();
+  }
+}
+
+export function createTrainState(
+  config: RunConfig,
+  files?: Readonly<Record<string, Uint8Array>>,
+): TrainState {
+  const student = initDinoParams(config, config.train.seed);
+  if (!files) {
+    const teacher = cloneParams(student, false);
+    const optimizer = new AdamW(student, optimizerOptions(config));
+    const center = tf.zeros([1, config.head.outDim]) as tf.Tensor2D;
+    return { config, student, teacher, optimizer, center, step: 0 };
+  }
+  const ckpt = decodeCheckpoint(files, paramShapes(config));
+  assignAll(student, ckpt.student);
+  const teacher = cloneParams(student, false);
+  assignAll(teacher, ckpt.teacher);
+  const optimizer = new AdamW(student, optimizerOptions(config));
+  optimizer.loadState(ckpt.optimizer.moments, ckpt.optimizer.stepCounts);
+  const center = tf.tensor2d(ckpt.center, [1, config.head.outDim]);
+  return { config, student, teacher, optimizer, center, step: ckpt.step };
+}
+
+export function disposeTrainState(state: TrainState): void {
+  for (const v of state.student.values()) v.dispose();
+  for (const v of state.teacher.values()) v.dispose();
+  state.optimizer.dispose();
+  state.center.dispose();
+}
+
+export function checkpointOf(state: TrainState, datasetSize: number): CheckpointFiles {
+  const { student, teacher, optimizer, center, step, config } = state;
+  return encodeCheckpoint({
+    student,
+    teacher,
+    optimizer: { moments: optimizer.state(), stepCounts: optimizer.stepCounts() },
+    center,
+    step,
+    epoch: Math.floor(step / itersPerEpochFor(datasetSize, config.train.batchSize)),
+    config,
+    rng: { seed: config.train.seed, step },
+    backend: tf.getBackend(),
+  });
+}
+
+export interface ChecksumParts {
+  student: ReadonlyMap<string, tf.Tensor>;
+  teacher: ReadonlyMap<string, tf.Tensor>;
+  center: tf.Tensor;
+  step: number;
+  /** Optimizer moments, where the caller can reach them. */
+  moments?: Iterable<tf.Tensor>;
+}
+
+/**
+ * FNV-1a over the bit patterns of every student and teacher parameter, the center and the
+ * optimizer moments when given: equal strings mean bit-identical replicas.
+ */
+export function stateChecksum(state: ChecksumParts): string {
+  let h = 0x811c9dc5;
+  const mix = (t: tf.Tensor) => {
+    const bits = new Uint32Array((t.dataSync() as Float32Array).slice().buffer);
+    for (let i = 0; i < bits.length; i++) h = Math.imul(h ^ bits[i], 0x01000193) >>> 0;
+  };
+  for (const v of state.student.values()) mix(v);
+  for (const v of state.teacher.values()) mix(v);
+  mix(state.center);
+  for (const m of state.moments ?? []) mix(m);
+  return `${h.toString(16).padStart(8, '0')}@${state.step}`;
+}
+
+/** The schedules' values at a step, as `DinoTrainer.hyperAt` reads them. */
+export class HyperSchedule {
+  readonly itersPerEpoch: number;
+  readonly totalSteps: number;
+  private readonly schedules: Schedules;
+
+  constructor(
+    private readonly config: RunConfig,
+    datasetSize: number,
+  ) {
+    this.itersPerEpoch = itersPerEpochFor(datasetSize, config.train.batchSize);
+    this.totalSteps = this.itersPerEpoch * config.train.epochs;
+    this.schedules = buildSchedules(config, this.itersPerEpoch);
+  }
+
+  at(step: number): StepHyper {
+    const s = Math.min(step, this.totalSteps - 1);
+    const epoch = Math.floor(s / this.itersPerEpoch);
+    return {
+      lr: this.schedules.lr[s],
+      weightDecay: this.schedules.wd[s],
+      momentum: this.schedules.momentum[s],
+      teacherTemp: this.schedules.teacherTemp[Math.min(epoch, this.schedules.teacherTemp.length - 1)],
+      freezeLastLayer: epoch < this.config.optim.freezeLastLayer,
+    };
+  }
+}
