@@ -6,10 +6,15 @@
 import { Job } from 'bullmq';
 import { QueueName, shardJobId } from '@dinoq/jobs';
 import { encodePng } from '@dinoq/data';
+import { parseRunConfig } from '@dinoq/config';
+import { disposeParams } from '@dinoq/dino';
+import { importBackbone } from '@dinoq/eval';
 import {
   attentionFileKey,
   datasetManifestKey,
   evalKey,
+  backboneExportKey,
+  featuresKey,
   listCommitted,
   metricsKey,
   readCheckpointCommit,
@@ -110,6 +115,12 @@ test('a two-shard run completes: both checkpoints committed, every step has a me
 
   const view = await stack.http<Record<string, unknown>>('GET', '/runs/two-shards');
   expect(view.body).toMatchObject({ status: 'completed' });
+
+  // The finished run's teacher backbone is exported under the reference names and loads back.
+  const exported = await stack.store.getBytes(backboneExportKey('two-shards'));
+  const backbone = importBackbone(exported, parseRunConfig(run.config));
+  expect(backbone.get('backbone.cls_token')?.shape).toEqual([1, 1, 16]);
+  disposeParams(backbone);
 });
 
 test('an evaluate job writes a k-NN report for the newest checkpoint', async () => {
@@ -137,6 +148,9 @@ test('an evaluate job writes a k-NN report for the newest checkpoint', async () 
   });
   const knn = report.knn as { k: number; top1: number; top5: number }[];
   expect(knn.map((score) => score.k)).toEqual([1, 5, 20]);
+  // Its features are cached per checkpoint and split for later evaluations.
+  expect(await stack.store.exists(featuresKey('two-shards', 4, 'train'))).toBe(true);
+  expect(await stack.store.exists(featuresKey('two-shards', 4, 'test'))).toBe(true);
   for (const score of knn) {
     expect(score.top1).toBeGreaterThanOrEqual(0);
     expect(score.top1).toBeLessThanOrEqual(score.top5);

@@ -2,6 +2,7 @@ import type * as tf from '@tensorflow/tfjs-core';
 import type { RunConfig } from '@dinoq/config';
 import type { DecodedSplit } from '@dinoq/data';
 import {
+  cachedFeatures,
   extractFeatures,
   linearProbe,
   weightedKnn,
@@ -10,7 +11,7 @@ import {
   type ProbeEpoch,
 } from '@dinoq/eval';
 import { knnOptionsSchema, linearOptionsSchema, type EvaluateJob } from '@dinoq/jobs';
-import { evalKey } from '@dinoq/storage';
+import { evalKey, featuresKey } from '@dinoq/storage';
 import { disposeParams, networkParams } from '../checkpoint-params';
 import type { ComputeContext, JobScope } from '../job-scope';
 import { UnrecoverableJobError } from '../protocol';
@@ -113,8 +114,28 @@ export async function evaluate(
       const settings = knnOptionsSchema.parse(job.knn ?? {});
       const data = await evalData(ctx, run.datasetName, settings);
       scope.throwIfAbandoned();
-      const bank = await features(params, data.train, config, scope, 'knn-train-features');
-      const queries = await features(params, data.test, config, scope, 'knn-test-features');
+      // Features depend only on (checkpoint, split, image count): later evaluations of the same
+      // checkpoint (scheduled sweeps, other k values) read them back instead of recomputing.
+      const cached = async (split: DecodedSplit, name: 'train' | 'test') => {
+        const meta = { images: split.count, network: 'teacher', size: config.augment.globalCropSize };
+        const key = featuresKey(job.runId, checkpoint.step, name);
+        const r = await cachedFeatures(
+          ctx.store,
+          key,
+          () => features(params, split, config, scope, `knn-${name}-features`),
+          meta,
+        );
+        if (r.hit)
+          scope.log(
+            'info',
+            `run ${job.runId}: ${name} features of step ${checkpoint.step} read from ${key}`,
+            {},
+            true,
+          );
+        return r.set;
+      };
+      const bank = await cached(data.train, 'train');
+      const queries = await cached(data.test, 'test');
       knn = weightedKnn(bank, queries, {
         numClasses: data.numClasses,
         ks: settings.ks,

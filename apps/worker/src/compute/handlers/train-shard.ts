@@ -2,7 +2,15 @@ import { ConfigError, parseRunConfig, type RunConfig } from '@dinoq/config';
 import { trainingBatch, type DecodedSplit, type TrainingBatch } from '@dinoq/data';
 import { DinoTrainer, NonFiniteLossError, type StepMetrics } from '@dinoq/dino';
 import { RunNotFoundError, type RunRecord, type RunStatus, type TrainShardJob } from '@dinoq/jobs';
-import { commitCheckpoint, latestCommitted, listCommitted, loadCheckpoint, metricsKey } from '@dinoq/storage';
+import {
+  backboneExportKey,
+  commitCheckpoint,
+  latestCommitted,
+  listCommitted,
+  loadCheckpoint,
+  metricsKey,
+} from '@dinoq/storage';
+import { exportBackbone } from '@dinoq/eval';
 import { afterCommit, planShard, withCommittedStep, type FollowUpShard } from '../../shard-plan';
 import type { ComputeContext, JobScope } from '../job-scope';
 import { UnrecoverableJobError } from '../protocol';
@@ -205,6 +213,14 @@ export async function trainShard(
       error: null,
     }));
     const next = isActive(updated.status) ? afterCommit(updated, plan.toStep).next : null;
+    if (plan.toStep >= updated.totalSteps) {
+      // The finished run's teacher backbone under the reference names, ready for PyTorch tools.
+      await ctx.store.putBytes(
+        backboneExportKey(runId),
+        exportBackbone(trainer.teacher, config),
+        'application/octet-stream',
+      );
+    }
     scope.log(
       'info',
       `run ${runId}: committed step ${plan.toStep}${commit.alreadyCommitted ? ' (it was already committed)' : ''}; ` +
