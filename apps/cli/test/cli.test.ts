@@ -3,6 +3,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildProgram } from '../src/program';
 import { parseAssignment, configFromFlags } from '../src/options';
+import { readCheckpointFiles } from '../src/local-layout';
+import { DinoTrainer } from '@dinoq/dino';
+import { exportBackbone } from '@dinoq/eval';
 
 async function run(...args: string[]): Promise<string> {
   let out = '';

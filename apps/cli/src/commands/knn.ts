@@ -3,7 +3,14 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import type { RunConfig } from '@dinoq/config';
 import { DinoTrainer, initDinoParams, selectBackend, type Params } from '@dinoq/dino';
-import { extractFeatures, rawPixelFeatures, weightedKnn, type FeatureSet, type KnnScore } from '@dinoq/eval';
+import {
+  extractFeatures,
+  importBackbone,
+  rawPixelFeatures,
+  weightedKnn,
+  type FeatureSet,
+  type KnnScore,
+} from '@dinoq/eval';
 import type { DecodedSplit } from '@dinoq/data';
 import { configFromFlags, positiveInt, collect, type ConfigFlags } from '../options';
 import { dataDir, latestLocalCheckpoint, readCheckpointFiles, runDir } from '../local-layout';
@@ -12,6 +19,7 @@ import { logger } from '../logger';
 
 interface KnnFlags extends ConfigFlags {
   run?: string;
+  backbone?: string;
   randomInit?: boolean;
   rawPixels?: boolean;
   network: 'teacher' | 'student';
@@ -49,13 +57,20 @@ export async function featuresFor(
     params = o.network === 'student' ? trainer.student : trainer.teacher;
     dispose = () => trainer.dispose();
     label = `${o.run} ${o.network} @ step ${latest.step}`;
+  } else if (o.backbone) {
+    // A backbone under the reference names (e.g. converted from a published DINO checkpoint):
+    // evaluated without any training, with the architecture given by --preset/--set.
+    config = configFromFlags(o);
+    params = importBackbone(new Uint8Array(fs.readFileSync(o.backbone)), config);
+    dispose = () => params.forEach((v) => v.dispose());
+    label = `backbone ${path.basename(o.backbone)}`;
   } else if (o.randomInit) {
     config = configFromFlags(o);
     params = initDinoParams(config, config.train.seed);
     dispose = () => params.forEach((v) => v.dispose());
     label = `random init (seed ${config.train.seed})`;
   } else {
-    throw new Error('pass --run <id>, --random-init or --raw-pixels');
+    throw new Error('pass --run <id>, --backbone <file>, --random-init or --raw-pixels');
   }
   return {
     label,
@@ -77,10 +92,14 @@ export function registerKnn(program: Command): void {
     .description('Weighted k-NN evaluation (teacher [CLS], L2-normalised, T = 0.07) on the test split')
     .option('--run <id>', 'evaluate the newest committed checkpoint of this run')
     .option('--network <which>', 'teacher or student', 'teacher')
+    .option(
+      '--backbone <file>',
+      'evaluate a reference-named backbone .safetensors (architecture from --preset/--set)',
+    )
     .option('--random-init', 'evaluate a randomly initialised network (config from --preset/--set)')
     .option('--raw-pixels', 'evaluate raw pixels with the same protocol')
-    .option('--preset <name>', 'config preset for --random-init', 'fmnist-tiny')
-    .option('--set <path=value>', 'config override for --random-init (repeatable)', collect)
+    .option('--preset <name>', 'config preset for --random-init and --backbone', 'fmnist-tiny')
+    .option('--set <path=value>', 'config override for --random-init and --backbone (repeatable)', collect)
     .option('--dataset <name>', 'dataset name', 'fmnist')
     .option('--data-dir <dir>', 'local storage root (default $DINOQ_DATA_DIR or .data)')
     .option('--train-limit <n>', 'memory bank: first n train images', positiveInt('--train-limit'))
