@@ -84,5 +84,18 @@ describe('dinoq CLI', () => {
     expect(await run('knn', '--data-dir', dataDir, '--raw-pixels', '--ks', '10')).toMatch(
       /raw pixels: k=10 top1 (\d+)\.\d\d%/,
     );
+
+    // The run's teacher exported under the reference names evaluates to the same scores.
+    const config = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')).config;
+    const ckpt = readCheckpointFiles(path.join(runDir, 'checkpoints', '000000003'));
+    const trainer = DinoTrainer.restore(config, 64, ckpt);
+    const file = path.join(dataDir, 'backbone.safetensors');
+    fs.writeFileSync(file, exportBackbone(trainer.teacher, config));
+    trainer.dispose();
+    const viaBackbone = await run('knn', '--data-dir', dataDir, '--backbone', file, '--ks', '5,20', ...tiny);
+    expect(viaBackbone).toMatch(/^backbone backbone\.safetensors: k=5 top1/);
+    expect(viaBackbone.replace(/^backbone backbone\.safetensors/gm, 'X')).toBe(
+      knn.replace(/^r1 teacher @ step 3/gm, 'X'),
+    );
   });
 });
