@@ -15,8 +15,10 @@ export interface KnnOptions {
   /** Temperature of the exp(sim / T) vote weights. */
   temperature?: number;
   numClasses: number;
-  /** Test rows per similarity matrix; bounds memory at chunk × trainCount floats. */
+  /** Test rows per similarity matrix. */
   chunkSize?: number;
+  /** Train rows per similarity matrix; with chunkSize it bounds the matrix at chunk × bankChunk floats. */
+  bankChunkSize?: number;
 }
 
 export interface KnnScore {
@@ -70,24 +72,45 @@ export function weightedKnn(train: FeatureSet, test: FeatureSet, opts: KnnOption
   const chunkSize = opts.chunkSize ?? Math.max(1, Math.min(1000, Math.floor(test.count / 100) || 1));
   const hits1 = new Float64Array(ks.length);
   const hits5 = new Float64Array(ks.length);
-  const bankT = tf.tidy(() =>
-    tf.transpose(tf.tensor2d(l2NormalizeRows(train.features, train.dim), [train.count, train.dim])),
-  );
+  const bankChunk = Math.max(kMax, opts.bankChunkSize ?? 16384);
+  const bankNormed = l2NormalizeRows(train.features, train.dim);
+  // Transposed once per bank chunk: the right operand of every similarity product.
+  const bankChunks: { offset: number; t: tf.Tensor2D }[] = [];
+  for (let offset = 0; offset < train.count; offset += bankChunk) {
+    const n = Math.min(bankChunk, train.count - offset);
+    const slice = bankNormed.subarray(offset * train.dim, (offset + n) * train.dim);
+    bankChunks.push({ offset, t: tf.tidy(() => tf.transpose(tf.tensor2d(slice, [n, train.dim]))) });
+  }
   const queries = l2NormalizeRows(test.features, test.dim);
   try {
     for (let start = 0; start < test.count; start += chunkSize) {
       const rows = Math.min(chunkSize, test.count - start);
-      const [vals, idx] = tf.tidy(() => {
-        const q = tf.tensor2d(queries.subarray(start * test.dim, (start + rows) * test.dim), [
-          rows,
-          test.dim,
-        ]);
-        const { values, indices } = tf.topk(tf.matMul(q, bankT), kMax, true);
-        return [values.dataSync() as Float32Array, indices.dataSync() as Int32Array];
-      });
+      // Per bank chunk: its top-k neighbours of every query row; merged below into the global top-k.
+      const parts = bankChunks.map(({ offset, t }) =>
+        tf.tidy(() => {
+          const q = tf.tensor2d(queries.subarray(start * test.dim, (start + rows) * test.dim), [
+            rows,
+            test.dim,
+          ]);
+          const k = Math.min(kMax, t.shape[1]);
+          const { values, indices } = tf.topk(tf.matMul(q, t), k, true);
+          return {
+            k,
+            offset,
+            vals: values.dataSync() as Float32Array,
+            idx: indices.dataSync() as Int32Array,
+          };
+        }),
+      );
       for (let r = 0; r < rows; r++) {
-        const sims = vals.subarray(r * kMax, (r + 1) * kMax);
-        const labels = Array.from(idx.subarray(r * kMax, (r + 1) * kMax), (i) => train.labels[i]);
+        const candidates: [number, number][] = [];
+        for (const p of parts)
+          for (let j = 0; j < p.k; j++) candidates.push([p.vals[r * p.k + j], p.offset + p.idx[r * p.k + j]]);
+        // Decreasing similarity; ties by bank index, as a single top-k over the whole bank orders them.
+        candidates.sort((x, y) => y[0] - x[0] || x[1] - y[1]);
+        const top = candidates.slice(0, kMax);
+        const sims = top.map(([v]) => v);
+        const labels = top.map(([, i]) => train.labels[i]);
         const truth = test.labels[start + r];
         ks.forEach((k, i) => {
           const { ranking } = voteClasses(sims, labels, k, temperature, opts.numClasses);
@@ -97,7 +120,7 @@ export function weightedKnn(train: FeatureSet, test: FeatureSet, opts: KnnOption
       }
     }
   } finally {
-    bankT.dispose();
+    for (const c of bankChunks) c.t.dispose();
   }
   return ks.map((_, i) => ({
     k: requested[i],

@@ -62,6 +62,20 @@ describe('weighted k-NN', () => {
     expect(chance[0].top5).toBeLessThan(100);
   });
 
+  it('gives the same scores whatever the bank is chunked into', () => {
+    const train = clusters(300, 6, 6, 1.5, 'd');
+    const test = clusters(90, 6, 6, 1.5, 'e');
+    const whole = weightedKnn(train, test, { numClasses: 6, ks: [1, 5, 50], chunkSize: 17 });
+    const chunked = weightedKnn(train, test, {
+      numClasses: 6,
+      ks: [1, 5, 50],
+      chunkSize: 17,
+      bankChunkSize: 64,
+    });
+    expect(chunked).toEqual(whole);
+    expect(whole[0].top1).toBeLessThan(100);
+  });
+
   it('does not leak tensors', () => {
     const train = clusters(50, 4, 4, 0.2, 'c');
     const before = tf.memory().numTensors;
