@@ -27,3 +27,4 @@ export {
 } from './backend/native-kernels';
 export * from './parallel/parallel-trainer';
 export * from './grad-step';
+export * from './train-state';

@@ -5,88 +5,12 @@
  * the workspace may not be linked at all. `DINOQ_NATIVE_BLAS` chooses: `auto` (default) uses the
  * addon when it loads, `off` never does, `on` makes a missing addon an error.
  *
- * The interface is restated here rather than imported so that this library builds without the
- * addon's package; `nativeBlasBinding` checks the loaded module has every function it uses.
+ * `nativeBlasBinding` checks that the loaded module has every function the kernels use.
  */
+import type { NativeBlas } from '@dinoq/native-blas';
 
-export interface NativeBlasBinding {
-  sgemm(
-    transA: boolean,
-    transB: boolean,
-    m: number,
-    n: number,
-    k: number,
-    alpha: number,
-    a: Float32Array,
-    aOffset: number,
-    lda: number,
-    b: Float32Array,
-    bOffset: number,
-    ldb: number,
-    beta: number,
-    c: Float32Array,
-    cOffset: number,
-    ldc: number,
-  ): void;
-  sgemmBatch(
-    transA: boolean,
-    transB: boolean,
-    m: number,
-    n: number,
-    k: number,
-    alpha: number,
-    a: Float32Array,
-    aOffsets: Uint32Array,
-    lda: number,
-    b: Float32Array,
-    bOffsets: Uint32Array,
-    ldb: number,
-    beta: number,
-    c: Float32Array,
-    cOffsets: Uint32Array,
-    ldc: number,
-  ): void;
-  biasActivation(
-    c: Float32Array,
-    cOffset: number,
-    rows: number,
-    cols: number,
-    bias: Float32Array | null,
-    biasOffset: number,
-    biasSize: number,
-    activation: number,
-    alpha: number,
-  ): void;
-  unary(
-    op: number,
-    x: Float32Array,
-    xOffset: number,
-    out: Float32Array,
-    outOffset: number,
-    size: number,
-  ): void;
-  swapAxes(
-    x: Float32Array,
-    xOffset: number,
-    out: Float32Array,
-    outOffset: number,
-    outer: number,
-    rows: number,
-    cols: number,
-    inner: number,
-  ): void;
-  columnSums(
-    x: Float32Array,
-    xOffset: number,
-    out: Float32Array,
-    outOffset: number,
-    rows: number,
-    cols: number,
-  ): void;
-  setThreads(threads: number): void;
-  threads(): number;
-  info(): { library: string; corename: string; config: string };
-}
+/** Only the type is imported: the package itself is loaded with `require` and may be missing. */
+export type NativeBlasBinding = NativeBlas;
 
 export type NativeBlasMode = 'auto' | 'on' | 'off';
 

@@ -5,7 +5,7 @@ import { DinoTrainer, type StepMetrics } from '../trainer';
 import { NonFiniteLossError, type CropBatch } from '../train-step';
 import type { BackendInfo } from '../backend/select-backend';
 import { microBatches, type MicroBatch } from '../grad-step';
-import { HyperSchedule, stateChecksum } from './replica-state';
+import { HyperSchedule, stateChecksum } from '../train-state';
 import type { ReplicaInit, ReplicaReply, ReplicaRequest, ReplicaRequestBody } from './protocol';
 import { spawnReplica } from './spawn-replica';
 import { installNativeKernels, nativeKernelsInstalled } from '../backend/native-kernels';

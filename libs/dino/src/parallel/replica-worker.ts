@@ -5,7 +5,7 @@ import { selectBackend } from '../backend/select-backend';
 import { installNativeKernels, nativeKernelsInstalled } from '../backend/native-kernels';
 import type { TrainState } from '../train-step';
 import { applyUpdate, computeGradients } from '../grad-step';
-import { checkpointOf, createTrainState, stateChecksum } from './replica-state';
+import { checkpointOf, createTrainState, stateChecksum } from '../train-state';
 import type { ReplicaInit, ReplicaReply, ReplicaRequest } from './protocol';
 
 /**

@@ -1,15 +1,16 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { itersPerEpochFor, type RunConfig } from '@dinoq/config';
-import { cloneParams, initDinoParams, paramShapes } from '../init';
-import { AdamW } from '../optim/adamw';
-import { buildSchedules, type Schedules } from '../schedules';
-import { decodeCheckpoint, encodeCheckpoint, type CheckpointFiles } from '../checkpoint';
-import type { StepHyper, TrainState } from '../train-step';
-import type { Params } from '../params';
+import { cloneParams, initDinoParams, paramShapes } from './init';
+import { AdamW } from './optim/adamw';
+import { buildSchedules, type Schedules } from './schedules';
+import { decodeCheckpoint, encodeCheckpoint, type CheckpointFiles } from './checkpoint';
+import type { StepHyper, TrainState } from './train-step';
+import type { Params } from './params';
 
 /**
- * Training state of one replica, built exactly as `DinoTrainer.create` / `restore` build theirs,
- * so that every replica (and a plain DinoTrainer) starts from the same values.
+ * Building, checkpointing and disposing a run's training state, and reading its schedules: one
+ * implementation shared by DinoTrainer and every data-parallel replica, so that they start from
+ * the same values and read the same hyper-parameters.
  */
 
 function optimizerOptions(config: RunConfig) {
@@ -95,7 +96,7 @@ export function stateChecksum(state: ChecksumParts): string {
   return `${h.toString(16).padStart(8, '0')}@${state.step}`;
 }
 
-/** The schedules' values at a step, as `DinoTrainer.hyperAt` reads them. */
+/** The schedules' values at a step. */
 export class HyperSchedule {
   readonly itersPerEpoch: number;
   readonly totalSteps: number;
