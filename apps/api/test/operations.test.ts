@@ -4,7 +4,8 @@ import { ObjectStore, createS3Client } from '@dinoq/storage';
 import { readApiEnv } from '../src/api-env';
 import { bootstrapApi } from '../src/bootstrap';
 import { ApiKeyVerifier } from '../src/http/api-key-verifier';
-import { decodeUpload } from '../src/attention/image-upload';
+import sharp from 'sharp';
+import { checkDecodes, decodeUpload } from '../src/attention/image-upload';
 import request from 'supertest';
 import { AUTH, TINY_RUN, redisConnection, seedDataset, startTestApi, type TestApi } from './api-fixture';
 
@@ -204,5 +205,16 @@ describe('configuration and helpers', () => {
       /images\.upload\.0: is not a PNG or JPEG/,
     );
     expect(() => decodeUpload('abc', 'f')).toThrow(/not valid base64/);
+  });
+
+  it('refuses an upload whose pixels do not decode', async () => {
+    const good = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#808080' } })
+      .png()
+      .toBuffer();
+    await expect(checkDecodes(decodeUpload(good.toString('base64'), 'f'), 'f')).resolves.toBeUndefined();
+    const cut = good.subarray(0, good.length - 20);
+    await expect(
+      checkDecodes(decodeUpload(cut.toString('base64'), 'images.upload.1'), 'images.upload.1'),
+    ).rejects.toThrow(/images\.upload\.1: does not decode as png/);
   });
 });

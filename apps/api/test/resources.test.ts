@@ -1,16 +1,18 @@
+import sharp from 'sharp';
 import { QueueName } from '@dinoq/jobs';
 import { attentionFileKey, backboneExportKey, commitCheckpoint, evalKey } from '@dinoq/storage';
 import { AUTH, TINY_RUN, seedDataset, startTestApi, type TestApi } from './api-fixture';
 
 let t: TestApi;
 
-const PNG = Buffer.concat([
-  Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-  Buffer.alloc(64, 7),
-]);
-const JPEG = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(64, 3)]);
+// Real images: the API decodes uploads before storing them.
+let PNG: Buffer;
+let JPEG: Buffer;
 
 beforeAll(async () => {
+  const gray = sharp({ create: { width: 12, height: 10, channels: 3, background: '#7a7a7a' } });
+  PNG = await gray.clone().png().toBuffer();
+  JPEG = await gray.clone().jpeg().toBuffer();
   t = await startTestApi();
   await seedDataset(t.store, 'fmnist');
   await t.http
@@ -193,6 +195,15 @@ describe('attention exports', () => {
     expect(res.status).toBe(400);
     expect(res.body.field).toBe('images.upload.1');
     expect(res.body.message).toMatch(/not a PNG or JPEG/);
+
+    const truncated = PNG.subarray(0, PNG.length - 16).toString('base64');
+    const corrupt = await t.http
+      .post('/runs/run-a/attention')
+      .set(AUTH)
+      .send({ images: { upload: [PNG.toString('base64'), truncated] } });
+    expect(corrupt.status).toBe(400);
+    expect(corrupt.body.field).toBe('images.upload.1');
+    expect(corrupt.body.message).toMatch(/does not decode as png/);
 
     const huge = Buffer.concat([PNG, Buffer.alloc(1024 * 1024)]).toString('base64');
     const big = await t.http

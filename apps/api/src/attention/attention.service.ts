@@ -10,7 +10,7 @@ import { JobQueues } from '../repositories/job-queues.repository';
 import { RunFiles } from '../repositories/run-files.repository';
 import { RunRecords } from '../repositories/run-records.repository';
 import type { CreateAttentionRequest } from './attention.schemas';
-import { UploadError, decodeUpload, type UploadedImage } from './image-upload';
+import { UploadError, checkDecodes, decodeUpload, type UploadedImage } from './image-upload';
 
 @Injectable()
 export class AttentionService {
@@ -28,7 +28,7 @@ export class AttentionService {
     const exportId = newId('attn');
     let images: AttentionJob['images'];
     if ('upload' in request.images) {
-      const decoded = this.decodeAll(request.images.upload);
+      const decoded = await this.decodeAll(request.images.upload);
       const uploadKeys: string[] = [];
       for (const [index, image] of decoded.entries()) {
         uploadKeys.push(
@@ -72,9 +72,11 @@ export class AttentionService {
     };
   }
 
-  private decodeAll(encoded: string[]): UploadedImage[] {
+  private async decodeAll(encoded: string[]): Promise<UploadedImage[]> {
     try {
-      return encoded.map((item, index) => decodeUpload(item, `images.upload.${index}`));
+      const uploads = encoded.map((item, index) => decodeUpload(item, `images.upload.${index}`));
+      await Promise.all(uploads.map((u, index) => checkDecodes(u, `images.upload.${index}`)));
+      return uploads;
     } catch (error) {
       if (error instanceof UploadError) throw badRequest(error.message, error.field);
       throw error;

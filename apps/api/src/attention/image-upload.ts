@@ -1,3 +1,4 @@
+import sharp from 'sharp';
 export const MAX_UPLOAD_IMAGES = 16;
 export const MAX_UPLOAD_BYTES = 1024 * 1024;
 
@@ -23,7 +24,8 @@ export class UploadError extends Error {
 
 /**
  * Decodes one base64 image (optionally a data: URL) and checks that its bytes start like a PNG or a
- * JPEG. Whether the image really decodes is left to the worker, which owns the decoder.
+ * JPEG; `checkDecodes` then decodes the pixels, so a corrupt upload is refused before anything is
+ * stored or queued.
  */
 export function decodeUpload(encoded: string, field: string): UploadedImage {
   const body = encoded.replace(DATA_URL, '').replace(/\s+/g, '');
@@ -45,4 +47,16 @@ export function decodeUpload(encoded: string, field: string): UploadedImage {
   }
   const head = bytes.subarray(0, 8).toString('hex');
   throw new UploadError(field, `is not a PNG or JPEG image (starts with 0x${head})`);
+}
+
+/** Largest accepted upload, in pixels: attention maps are computed at the run's crop size anyway. */
+export const MAX_UPLOAD_PIXELS = 4096 * 4096;
+
+/** Decodes every pixel (sharp); a truncated or corrupt image is an UploadError naming the field. */
+export async function checkDecodes(upload: UploadedImage, field: string): Promise<void> {
+  try {
+    await sharp(upload.bytes, { failOn: 'truncated', limitInputPixels: MAX_UPLOAD_PIXELS }).raw().toBuffer();
+  } catch (error) {
+    throw new UploadError(field, `does not decode as ${upload.format}: ${(error as Error).message}`);
+  }
 }
