@@ -96,6 +96,8 @@ async function runDemo(o: DemoFlags): Promise<void> {
     PORT: String(port),
     HOST: '127.0.0.1',
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    // The AWS SDK warns on every start that releases after January 2027 need Node 22.
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   };
   const children: ChildProcess[] = [];
   const start = (name: string, script: string) => {
@@ -221,23 +223,25 @@ async function runDemo(o: DemoFlags): Promise<void> {
 
     const ev = await call('POST', `/runs/${runId}/evaluations`, { kinds: ['knn'], knn });
     const evalId = ev.json.evalId as string;
-    let report: Record<string, unknown> | null = null;
-    for (let i = 0; i < 600 && !report; i++) {
+    for (let done = false, i = 0; !done; i++) {
       const r = await call('GET', `/runs/${runId}/evaluations/${evalId}`);
-      if (r.status === 200 && r.json.status === 'completed')
-        report = (r.json.report ?? r.json) as Record<string, unknown>;
-      else if (r.status === 200 && r.json.status === 'failed')
-        throw new Error(`evaluation failed: ${JSON.stringify(r.json)}`);
-      else await sleep(1000);
+      if (r.json.status === 'failed') throw new Error(`evaluation failed: ${JSON.stringify(r.json)}`);
+      done = r.json.status === 'completed';
+      if (!done && i > 600) throw new Error(`evaluation ${evalId} did not finish within 10 minutes`);
+      if (!done) await sleep(1000);
     }
-    const evals = await call('GET', `/runs/${runId}/evaluations`);
+    const evals = (await call('GET', `/runs/${runId}/evaluations`)).json as unknown;
+    const history = (Array.isArray(evals) ? evals : []) as EvalLike[];
     process.stdout.write(
       `\nrun ${runId} completed: ${view.committedCheckpoints.length} checkpoints committed (steps ${view.committedCheckpoints.join(', ')})\n`,
     );
-    process.stdout.write(`final k-NN report: ${JSON.stringify(report?.knn ?? report)}\n`);
-    process.stdout.write(
-      `evaluations stored for this run: ${JSON.stringify((evals.json.evaluations as unknown[] | undefined)?.length ?? evals.json)}\n`,
-    );
+    process.stdout.write('k-NN history (teacher, weighted votes, T = 0.07):\n');
+    for (const e of history.filter((h) => h.report).sort((x, y) => x.step - y.step)) {
+      const scores = (e.report?.knn ?? []).map((k) => `k=${k.k} top-1 ${k.top1.toFixed(1)}%`).join(', ');
+      process.stdout.write(
+        `  step ${e.step}${e.report?.scheduled ? ' (scheduled)' : ' (final)'}: ${scores}\n`,
+      );
+    }
     process.stdout.write(
       `results: ${path.join(s3.directory, 'dinoq', 'runs', runId)} (run.json, checkpoints/, metrics/, evals/)\n`,
     );
@@ -253,6 +257,11 @@ async function runDemo(o: DemoFlags): Promise<void> {
     process.stderr.write(`demo failed: ${(e as Error).message}\n`);
     await stop(1);
   }
+}
+
+interface EvalLike {
+  step: number;
+  report: { scheduled?: boolean; knn?: { k: number; top1: number }[] } | null;
 }
 
 interface RunViewLike {
