@@ -50,20 +50,20 @@ test('FLUSHALL mid-run, with the worker alive and again after it crashed: the ru
   const a = stack.startWorker('a');
   await a.ready();
   await stack.importDataset('fmnist', 32);
-  // 9 epochs of 4 steps in three shards of 12.
-  await stack.createRun('wiped', { train: { epochs: 9, stepsPerShard: 12 } });
+  // 36 epochs of 4 steps in three shards of 48: wide margins for the mid-shard events below.
+  await stack.createRun('wiped', { train: { epochs: 36, stepsPerShard: 48 } });
 
   // 1. Wipe while shard 1 trains: its job vanishes under the live worker, which carries on.
-  await progressAtLeast(shardJobId('wiped', 0, 1), 13);
+  await progressAtLeast(shardJobId('wiped', 0, 1), 49);
   expect(await stack.redis.flushall()).toBe('OK');
 
   // 2. Wipe again after the worker died in shard 2: no job is left anywhere, and only the
   // reconciliation (every second, from S3) can bring it back.
-  await progressAtLeast(shardJobId('wiped', 0, 2), 25);
+  await progressAtLeast(shardJobId('wiped', 0, 2), 97);
   a.signal('SIGKILL');
   await a.exited;
   expect(await stack.redis.flushall()).toBe('OK');
-  expect(await listCommitted(stack.store, 'wiped')).toEqual([12, 24]);
+  expect(await listCommitted(stack.store, 'wiped')).toEqual([48, 96]);
   expect((await stack.runs.get('wiped')).status).toBe('running');
 
   const b = stack.startWorker('b');
@@ -74,12 +74,12 @@ test('FLUSHALL mid-run, with the worker alive and again after it crashed: the ru
     90_000,
     'completion after the wipes',
   );
-  expect(run.committedSteps).toEqual([12, 24, 36]);
-  expect(await listCommitted(stack.store, 'wiped')).toEqual([12, 24, 36]);
+  expect(run.committedSteps).toEqual([48, 96, 144]);
+  expect(await listCommitted(stack.store, 'wiped')).toEqual([48, 96, 144]);
   expect(b.lines.some((line) => line.jobId === shardJobId('wiped', 0, 2) && line.msg === 'job started')).toBe(
     true,
   );
-  expect([...committedByLog(a), ...committedByLog(b)].sort((x, y) => x - y)).toEqual([12, 24, 36]);
+  expect([...committedByLog(a), ...committedByLog(b)].sort((x, y) => x - y)).toEqual([48, 96, 144]);
 
   for (const shard of [0, 1, 2]) {
     const text = new TextDecoder().decode(await stack.store.getBytes(metricsKey('wiped', shard)));
@@ -87,6 +87,6 @@ test('FLUSHALL mid-run, with the worker alive and again after it crashed: the ru
       .split('\n')
       .filter((line) => line.trim() !== '')
       .map((line) => (JSON.parse(line) as { step: number }).step);
-    expect(steps).toEqual(Array.from({ length: 12 }, (_, i) => shard * 12 + i));
+    expect(steps).toEqual(Array.from({ length: 48 }, (_, i) => shard * 48 + i));
   }
 });

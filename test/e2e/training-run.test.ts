@@ -293,8 +293,9 @@ test('a worker asked to be a GPU worker on a CPU backend refuses to start', asyn
 
 test('cancel stops after the current shard; resume continues from the last commit to completion', async () => {
   const events = await stack.events(QueueName.TrainCpu);
-  // 6 epochs of 4 steps in shards of 12: a shard runs for about a second.
-  await stack.createRun('cancel-resume', { train: { epochs: 6, stepsPerShard: 12 } });
+  // 24 epochs of 4 steps in two shards of 48: long enough that the cancel lands mid-shard even
+  // with native matmul kernels.
+  await stack.createRun('cancel-resume', { train: { epochs: 24, stepsPerShard: 48 } });
   await new Promise<void>((resolve) => {
     const onProgress = ({ jobId, data }: { jobId: string; data: unknown }) => {
       const step = (data as { step?: number }).step ?? -1;
@@ -315,13 +316,13 @@ test('cancel stops after the current shard; resume continues from the last commi
     60_000,
     'cancellation',
   );
-  expect(cancelled).toMatchObject({ lastCommittedStep: 12, committedSteps: [12], cancelRequested: true });
+  expect(cancelled).toMatchObject({ lastCommittedStep: 48, committedSteps: [48], cancelRequested: true });
   // No next shard was queued.
   expect(
     await Job.fromId(stack.producer.queue(QueueName.TrainCpu), shardJobId('cancel-resume', 0, 1)),
   ).toBeUndefined();
   await new Promise((resolve) => setTimeout(resolve, 500));
-  expect(await listCommitted(stack.store, 'cancel-resume')).toEqual([12]);
+  expect(await listCommitted(stack.store, 'cancel-resume')).toEqual([48]);
 
   const resume = await stack.http('POST', '/runs/cancel-resume/resume');
   expect(resume.status).toBe(202);
@@ -329,11 +330,11 @@ test('cancel stops after the current shard; resume continues from the last commi
   const done = await stack.waitForRun('cancel-resume', (r) => r.status === 'completed', 60_000, 'completion');
   expect(done).toMatchObject({
     generation: 1,
-    lastCommittedStep: 24,
-    committedSteps: [12, 24],
+    lastCommittedStep: 96,
+    committedSteps: [48, 96],
     cancelRequested: false,
   });
   const resumed = await metricLines('cancel-resume', 1);
-  expect(resumed.map((line) => line.step)).toEqual(Array.from({ length: 12 }, (_, i) => 12 + i));
+  expect(resumed.map((line) => line.step)).toEqual(Array.from({ length: 48 }, (_, i) => 48 + i));
   expect(worker.running).toBe(true);
 });

@@ -130,8 +130,8 @@ test('SIGTERM mid-shard: the worker exits 0 within the grace period, commits not
   const announced = await waitFor(() => stack.redis.get(`dinoq:workers:${workerId}`), 5_000, 'the heartbeat');
   expect(JSON.parse(announced)).toMatchObject({ workerId, deviceClass: 'cpu', backend: 'wasm', pid: c.pid });
 
-  // One shard of 40 steps: several seconds, far longer than the grace period.
-  await stack.createRun('terminated', { train: { epochs: 10, stepsPerShard: 40 } });
+  // One shard of 400 steps: far longer than the grace period even with native matmul kernels.
+  await stack.createRun('terminated', { train: { epochs: 100, stepsPerShard: 400 } });
   const jobId = shardJobId('terminated', 0, 0);
   await progressAtLeast(jobId, 1);
   // An evaluation taken by the same worker waits for the device behind the shard.
@@ -151,7 +151,7 @@ test('SIGTERM mid-shard: the worker exits 0 within the grace period, commits not
 
   // No checkpoint of the unfinished shard: no COMMITTED and not even a stray file.
   expect(await listCommitted(stack.store, 'terminated')).toEqual([]);
-  expect(await stack.store.list(checkpointPrefix('terminated', 40))).toEqual([]);
+  expect(await stack.store.list(checkpointPrefix('terminated', 400))).toEqual([]);
   expect(await stack.redis.get(`dinoq:workers:${workerId}`)).toBeNull();
 
   const job = await Job.fromId(stack.producer.queue(QueueName.TrainCpu), jobId);
@@ -174,8 +174,8 @@ test('SIGTERM mid-shard: the worker exits 0 within the grace period, commits not
     90_000,
     'completion by another worker',
   );
-  expect(run.committedSteps).toEqual([40]);
-  expect(await stepsInMetrics('terminated', 0)).toEqual(Array.from({ length: 40 }, (_, i) => i));
+  expect(run.committedSteps).toEqual([400]);
+  expect(await stepsInMetrics('terminated', 0)).toEqual(Array.from({ length: 400 }, (_, i) => i));
 
   // An idle worker stops at once.
   const idleSince = Date.now();
@@ -191,7 +191,8 @@ test('a compute process that dies mid-shard fails the attempt; the worker forks 
     e.lines.filter((line) => line.msg === 'compute process started').map((line) => Number(line.computePid));
   const [firstPid] = computePids();
 
-  await stack.createRun('child-crash', { train: { epochs: 4, stepsPerShard: 16 } });
+  // Long enough (400 steps) that the kill lands mid-shard even with native matmul kernels.
+  await stack.createRun('child-crash', { train: { epochs: 100, stepsPerShard: 400 } });
   const jobId = shardJobId('child-crash', 0, 0);
   await progressAtLeast(jobId, 1);
   process.kill(firstPid, 'SIGKILL');
@@ -202,7 +203,7 @@ test('a compute process that dies mid-shard fails the attempt; the worker forks 
     90_000,
     'completion after the crash',
   );
-  expect(run.committedSteps).toEqual([16]);
+  expect(run.committedSteps).toEqual([400]);
   expect(e.running).toBe(true);
   const pids = computePids();
   expect(pids).toHaveLength(2);
