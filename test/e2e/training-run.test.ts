@@ -102,8 +102,16 @@ test('a two-shard run completes: both checkpoints committed, every step has a me
   // Both shard jobs completed under their deterministic ids; shard 1 was queued by the worker.
   const queue = stack.producer.queue(QueueName.TrainCpu);
   for (const shard of [0, 1]) {
-    const job = await Job.fromId(queue, shardJobId('two-shards', 0, shard));
-    expect(await job?.getState()).toBe('completed');
+    // The run record is written inside the job; BullMQ marks the job once it has returned.
+    const state = await waitFor(
+      async () => {
+        const s = await (await Job.fromId(queue, shardJobId('two-shards', 0, shard)))?.getState();
+        return s === 'completed' ? s : null;
+      },
+      10_000,
+      `shard ${shard} to be marked completed`,
+    );
+    expect(state).toBe('completed');
   }
   const finalJob = await Job.fromId(queue, shardJobId('two-shards', 0, 1));
   expect(finalJob?.returnvalue).toMatchObject({

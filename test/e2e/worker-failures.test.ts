@@ -208,7 +208,15 @@ test('a compute process that dies mid-shard fails the attempt; the worker forks 
   const pids = computePids();
   expect(pids).toHaveLength(2);
   expect(pids[1]).not.toBe(firstPid);
-  const job = await Job.fromId(stack.producer.queue(QueueName.TrainCpu), jobId);
+  // The run record is written inside the job; BullMQ counts the attempt once the job has returned.
+  const job = await waitFor(
+    async () => {
+      const j = await Job.fromId(stack.producer.queue(QueueName.TrainCpu), jobId);
+      return (await j?.getState()) === 'completed' ? j : null;
+    },
+    10_000,
+    'the shard job to be marked completed',
+  );
   // One failed attempt, one that completed.
   expect(job?.attemptsStarted).toBe(2);
   expect(job?.attemptsMade).toBe(2);
