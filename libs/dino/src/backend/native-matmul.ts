@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { matMulGeometry, type MatMulGeometry } from './matmul-geometry';
 import { asWasmBackend, type WasmBackendInternals } from './wasm-internals';
 import { floatOffset, heapFloats } from './native-heap';
 import { broadcastBatchIndex } from './wasm-matmul';
@@ -29,55 +30,10 @@ const ACTIVATION_CODES: Readonly<Record<string, number>> = {
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
 
-interface Product {
-  transposeA: boolean;
-  transposeB: boolean;
-  m: number;
-  n: number;
-  k: number;
-  outShape: number[];
-  batch: number;
-  batchA: number;
-  batchB: number;
-  outerA: number[];
-  outerB: number[];
-  outer: number[];
-}
+type Product = MatMulGeometry;
 
 function planProduct(a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean): Product {
-  if (a.dtype !== 'float32' || b.dtype !== 'float32') {
-    throw new Error(`matMul on wasm with native BLAS supports float32 only, got ${a.dtype} and ${b.dtype}`);
-  }
-  const ra = a.shape.length;
-  const rb = b.shape.length;
-  if (ra < 2 || rb < 2) throw new Error(`matMul needs rank ≥ 2 operands, got [${a.shape}] and [${b.shape}]`);
-  const m = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
-  const k = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
-  const kb = transposeB ? b.shape[rb - 1] : b.shape[rb - 2];
-  const n = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
-  if (k !== kb) {
-    throw new Error(
-      `Error in matMul: inner shapes (${k}) and (${kb}) of Tensors with shapes ${a.shape} and ${b.shape} ` +
-        `and transposeA=${transposeA} and transposeB=${transposeB} must match.`,
-    );
-  }
-  const outerA = a.shape.slice(0, -2);
-  const outerB = b.shape.slice(0, -2);
-  const outer = tf.broadcast_util.assertAndGetBroadcastShape(outerA, outerB);
-  return {
-    transposeA,
-    transposeB,
-    m,
-    n,
-    k,
-    outShape: [...outer, m, n],
-    batch: tf.util.sizeFromShape(outer),
-    batchA: tf.util.sizeFromShape(outerA),
-    batchB: tf.util.sizeFromShape(outerB),
-    outerA,
-    outerB,
-    outer,
-  };
+  return matMulGeometry(a, b, transposeA, transposeB, 'matMul on wasm with native BLAS');
 }
 
 function macs(p: Product): number {

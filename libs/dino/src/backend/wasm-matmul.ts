@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { matMulGeometry } from './matmul-geometry';
 import { asWasmBackend, shapeBytes, tensorData, type WasmBackendInternals } from './wasm-internals';
 
 /**
@@ -191,28 +192,13 @@ function batchMatMul(
   const transposeA = Boolean(args.attrs?.transposeA);
   const transposeB = Boolean(args.attrs?.transposeB);
   if (!a || !b) throw new Error('BatchMatMul: inputs a and b are required');
-  if (a.dtype !== 'float32' || b.dtype !== 'float32') {
-    throw new Error(`BatchMatMul on wasm supports float32 only, got ${a.dtype} and ${b.dtype}`);
-  }
-  const ra = a.shape.length;
-  const rb = b.shape.length;
-  const m = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
-  const k = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
-  const kb = transposeB ? b.shape[rb - 1] : b.shape[rb - 2];
-  const n = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
-  if (k !== kb) {
-    throw new Error(
-      `Error in matMul: inner shapes (${k}) and (${kb}) of Tensors with shapes ${a.shape} and ${b.shape} ` +
-        `and transposeA=${transposeA} and transposeB=${transposeB} must match.`,
-    );
-  }
-  const outerA = a.shape.slice(0, -2);
-  const outerB = b.shape.slice(0, -2);
-  const outer = tf.broadcast_util.assertAndGetBroadcastShape(outerA, outerB);
-  const outShape = [...outer, m, n];
-  const batch = tf.util.sizeFromShape(outer);
-  const batchA = tf.util.sizeFromShape(outerA);
-  const batchB = tf.util.sizeFromShape(outerB);
+  const { m, n, k, outShape, batch, batchA, batchB, outerA, outerB, outer } = matMulGeometry(
+    a,
+    b,
+    transposeA,
+    transposeB,
+    'BatchMatMul on wasm',
+  );
   // The stock kernel broadcasts only a batch of one, so only then may it take over.
   const stockBroadcasts = (batchA === batch || batchA === 1) && (batchB === batch || batchB === 1);
   if (batch > 1 && m * k * n < SMALL_PRODUCT_MACS && stockBroadcasts) return stock(args);
