@@ -7,7 +7,7 @@ import type { QueueEvents } from 'bullmq';
 import { QueueName, shardJobId } from '@dinoq/jobs';
 import { listCommitted, metricsKey } from '@dinoq/storage';
 import { buildWorker } from './helpers/build';
-import { startPrivateRedis, startStack, type E2EStack } from './helpers/stack';
+import { startPrivateRedis, startStack, type E2EStack, progressAtLeast } from './helpers/stack';
 import type { WorkerProcess } from './helpers/worker-process';
 
 jest.setTimeout(150_000);
@@ -28,19 +28,6 @@ afterAll(async () => {
   await redis?.close();
 });
 
-function progressAtLeast(jobId: string, minStep: number): Promise<number> {
-  return new Promise((resolve) => {
-    const onProgress = ({ jobId: id, data }: { jobId: string; data: unknown }) => {
-      const step = (data as { step?: number }).step ?? -1;
-      if (id === jobId && step >= minStep) {
-        events.off('progress', onProgress);
-        resolve(step);
-      }
-    };
-    events.on('progress', onProgress);
-  });
-}
-
 const committedByLog = (worker: WorkerProcess) =>
   worker.lines
     .map((line) => /: committed step (\d+)/.exec(String(line.msg)))
@@ -54,12 +41,12 @@ test('FLUSHALL mid-run, with the worker alive and again after it crashed: the ru
   await stack.createRun('wiped', { train: { epochs: 36, stepsPerShard: 48 } });
 
   // 1. Wipe while shard 1 trains: its job vanishes under the live worker, which carries on.
-  await progressAtLeast(shardJobId('wiped', 0, 1), 49);
+  await progressAtLeast(events, shardJobId('wiped', 0, 1), 49);
   expect(await stack.redis.flushall()).toBe('OK');
 
   // 2. Wipe again after the worker died in shard 2: no job is left anywhere, and only the
   // reconciliation (every second, from S3) can bring it back.
-  await progressAtLeast(shardJobId('wiped', 0, 2), 97);
+  await progressAtLeast(events, shardJobId('wiped', 0, 2), 97);
   a.signal('SIGKILL');
   await a.exited;
   expect(await stack.redis.flushall()).toBe('OK');

@@ -20,7 +20,7 @@ import {
   readCheckpointCommit,
 } from '@dinoq/storage';
 import { buildWorker } from './helpers/build';
-import { startStack, waitFor, type E2EStack } from './helpers/stack';
+import { startStack, waitFor, type E2EStack, progressAtLeast } from './helpers/stack';
 import type { WorkerProcess } from './helpers/worker-process';
 
 jest.setTimeout(120_000);
@@ -304,16 +304,7 @@ test('cancel stops after the current shard; resume continues from the last commi
   // 24 epochs of 4 steps in two shards of 48: long enough that the cancel lands mid-shard even
   // with native matmul kernels.
   await stack.createRun('cancel-resume', { train: { epochs: 24, stepsPerShard: 48 } });
-  await new Promise<void>((resolve) => {
-    const onProgress = ({ jobId, data }: { jobId: string; data: unknown }) => {
-      const step = (data as { step?: number }).step ?? -1;
-      if (jobId === shardJobId('cancel-resume', 0, 0) && step >= 1) {
-        events.off('progress', onProgress);
-        resolve();
-      }
-    };
-    events.on('progress', onProgress);
-  });
+  await progressAtLeast(events, shardJobId('cancel-resume', 0, 0), 1);
   const cancel = await stack.http('POST', '/runs/cancel-resume/cancel');
   expect(cancel.status).toBe(200);
   expect(cancel.body).toMatchObject({ stopsAfterCurrentShard: true });

@@ -8,7 +8,7 @@ import { Job } from 'bullmq';
 import { QueueName, shardJobId } from '@dinoq/jobs';
 import { checkpointFileKey, checkpointPrefix, listCommitted, metricsKey } from '@dinoq/storage';
 import { buildWorker } from './helpers/build';
-import { startStack, waitFor, type E2EStack } from './helpers/stack';
+import { startStack, waitFor, type E2EStack, progressAtLeast } from './helpers/stack';
 import type { LogLine, WorkerProcess } from './helpers/worker-process';
 
 jest.setTimeout(150_000);
@@ -29,20 +29,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.close();
 });
-
-/** Resolves at the first progress event of `jobId` whose step is at least `minStep`. */
-function progressAtLeast(jobId: string, minStep: number): Promise<number> {
-  return new Promise((resolve) => {
-    const onProgress = ({ jobId: id, data }: { jobId: string; data: unknown }) => {
-      const step = (data as { step?: number }).step ?? -1;
-      if (id === jobId && step >= minStep) {
-        events.off('progress', onProgress);
-        resolve(step);
-      }
-    };
-    events.on('progress', onProgress);
-  });
-}
 
 function processAlive(pid: number): boolean {
   try {
@@ -75,7 +61,7 @@ test('SIGKILL mid-shard: another worker reruns the shard from the last commit an
   expect(computePid).toBeGreaterThan(0);
 
   await stack.createRun('killed', config);
-  const step = await progressAtLeast(shardJobId('killed', 0, 0), 1);
+  const step = await progressAtLeast(events, shardJobId('killed', 0, 0), 1);
   a.signal('SIGKILL');
   expect(step).toBeLessThan(15);
   expect(await a.exited).toMatchObject({ signal: 'SIGKILL' });
@@ -133,7 +119,7 @@ test('SIGTERM mid-shard: the worker exits 0 within the grace period, commits not
   // One shard of 400 steps: far longer than the grace period even with native matmul kernels.
   await stack.createRun('terminated', { train: { epochs: 100, stepsPerShard: 400 } });
   const jobId = shardJobId('terminated', 0, 0);
-  await progressAtLeast(jobId, 1);
+  await progressAtLeast(events, jobId, 1);
   // An evaluation taken by the same worker waits for the device behind the shard.
   const waiting = await stack.producer.add(
     QueueName.EvaluateCpu,
@@ -194,7 +180,7 @@ test('a compute process that dies mid-shard fails the attempt; the worker forks 
   // Long enough (400 steps) that the kill lands mid-shard even with native matmul kernels.
   await stack.createRun('child-crash', { train: { epochs: 100, stepsPerShard: 400 } });
   const jobId = shardJobId('child-crash', 0, 0);
-  await progressAtLeast(jobId, 1);
+  await progressAtLeast(events, jobId, 1);
   process.kill(firstPid, 'SIGKILL');
 
   const run = await stack.waitForRun(

@@ -64,6 +64,20 @@ export interface E2EStack {
   close(): Promise<void>;
 }
 
+/** Resolves at the first progress event of `jobId` whose step is at least `minStep`. */
+export function progressAtLeast(events: QueueEvents, jobId: string, minStep: number): Promise<number> {
+  return new Promise((resolve) => {
+    const onProgress = ({ jobId: id, data }: { jobId: string; data: unknown }) => {
+      const step = (data as { step?: number }).step ?? -1;
+      if (id === jobId && step >= minStep) {
+        events.off('progress', onProgress);
+        resolve(step);
+      }
+    };
+    events.on('progress', onProgress);
+  });
+}
+
 export async function waitFor<T>(
   probe: () => Promise<T | null | undefined | false>,
   timeoutMs: number,
