@@ -31,7 +31,8 @@ let worker: WorkerProcess;
 beforeAll(async () => {
   buildWorker();
   stack = await startStack();
-  worker = stack.startWorker('w1');
+  // Two data-parallel replicas whatever the core count, so shards train and resume through them.
+  worker = stack.startWorker('w1', { DINOQ_TRAIN_REPLICAS: '2' });
   await worker.ready();
   await stack.importDataset('fmnist', 32);
 });
@@ -83,11 +84,13 @@ test('a two-shard run completes: both checkpoints committed, every step has a me
       'epoch',
       'numTensors',
       'dataWaitMs',
+      'dataMs',
     ]) {
       expect(typeof line[field]).toBe('number');
       expect(Number.isFinite(line[field] as number)).toBe(true);
     }
     expect(line.backend).toBe('wasm');
+    expect(line.replicas).toBe(2);
   }
   expect(run.latestMetrics).toMatchObject({ step: 3, loss: lines[3].loss });
 

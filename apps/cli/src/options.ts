@@ -1,3 +1,4 @@
+import type { ReplicaSetting } from '@dinoq/dino';
 import * as fs from 'node:fs';
 import { mergeConfig, presetNames, resolveRunConfig, type PresetName, type RunConfig } from '@dinoq/config';
 
@@ -49,4 +50,13 @@ export function positiveInt(name: string) {
     if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got "${v}"`);
     return n;
   };
+}
+
+/** `auto` or a positive integer: data-parallel replicas (see resolveReplicas). */
+export function replicaSetting(v: string): ReplicaSetting {
+  if (v === 'auto') return 'auto';
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`--replicas must be "auto" or a positive integer, got "${v}"`);
+  return n;
 }

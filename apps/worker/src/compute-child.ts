@@ -7,6 +7,7 @@ import { parseJob, RunRepository } from '@dinoq/jobs';
 import { storageFromEnv } from '@dinoq/storage';
 import { selectBackend } from '@dinoq/dino';
 import { DatasetCache } from './compute/dataset-cache';
+import { readWorkerSettings } from './worker-settings';
 import { AbandonFlag, type ComputeContext, type JobScope } from './compute/job-scope';
 import {
   serializeError,
@@ -101,7 +102,10 @@ async function main(): Promise<void> {
 
   let backend;
   let storage;
+  let settings;
   try {
+    // The parent validated the same environment; reading it again keeps one parser.
+    settings = readWorkerSettings(process.env);
     backend = await selectBackend();
     storage = await storageFromEnv(process.env);
   } catch (error) {
@@ -110,12 +114,12 @@ async function main(): Promise<void> {
     process.disconnect();
     return;
   }
-  const cacheMb = Number(process.env.DINOQ_DATASET_CACHE_MB ?? '1024');
   context = {
     store: storage.store,
     runs: new RunRepository(storage.store),
-    datasets: new DatasetCache(storage.store, (Number.isFinite(cacheMb) ? cacheMb : 1024) * 1024 * 1024),
+    datasets: new DatasetCache(storage.store, settings.datasetCacheBytes),
     backend: { name: backend.name, kind: backend.kind, kernels: backend.kernels, detail: backend.detail },
+    trainReplicas: settings.trainReplicas,
   };
   send({ type: 'ready', backend: context.backend });
   void drain();

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { QUEUE_PREFIX, QueueName, allQueues, type DeviceClass } from '@dinoq/jobs';
 import type { StorageEnv } from '@dinoq/storage';
+import type { ReplicaSetting } from '@dinoq/dino';
 
 const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 
@@ -99,6 +100,20 @@ const envSchema = z.object({
       return z.NEVER;
     }),
   DINOQ_DATASET_CACHE_MB: integerSetting('DINOQ_DATASET_CACHE_MB', 1024, 0, 1_048_576),
+  DINOQ_TRAIN_REPLICAS: z
+    .string()
+    .trim()
+    .optional()
+    .transform((raw, ctx): ReplicaSetting => {
+      if (raw === undefined || raw === '' || raw === 'auto') return 'auto';
+      const value = Number(raw);
+      if (Number.isInteger(value) && value >= 1 && value <= 256) return value;
+      ctx.addIssue({
+        code: 'custom',
+        message: `DINOQ_TRAIN_REPLICAS must be "auto" or an integer in [1, 256], got "${raw}"`,
+      });
+      return z.NEVER;
+    }),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -120,6 +135,8 @@ export interface WorkerSettings {
   queuePrefix: string;
   /** Decoded datasets kept in the compute process between jobs. */
   datasetCacheBytes: number;
+  /** Data-parallel replicas per training shard (`auto`: one per core on single-threaded backends). */
+  trainReplicas: ReplicaSetting;
   logLevel: string;
 }
 
@@ -149,6 +166,7 @@ export function readWorkerSettings(env: NodeJS.ProcessEnv = process.env): Worker
     shutdownGraceMs: e.DINOQ_SHUTDOWN_GRACE_MS,
     queuePrefix: e.DINOQ_QUEUE_PREFIX,
     datasetCacheBytes: e.DINOQ_DATASET_CACHE_MB * 1024 * 1024,
+    trainReplicas: e.DINOQ_TRAIN_REPLICAS,
     logLevel: e.LOG_LEVEL,
   };
 }

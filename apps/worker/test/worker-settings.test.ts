@@ -13,6 +13,7 @@ describe('readWorkerSettings', () => {
       lockMs: 30_000,
       shutdownGraceMs: 20_000,
       queuePrefix: QUEUE_PREFIX,
+      trainReplicas: 'auto',
     });
     expect(s.storage.S3_ENDPOINT).toBeUndefined();
   });
@@ -28,6 +29,7 @@ describe('readWorkerSettings', () => {
       DINOQ_LOCK_MS: '3000',
       DINOQ_SHUTDOWN_GRACE_MS: '0',
       DINOQ_QUEUE_PREFIX: 'e2e-1',
+      DINOQ_TRAIN_REPLICAS: '3',
     });
     expect(s).toMatchObject({
       redisUrl: 'redis://redis:6380/2',
@@ -37,6 +39,7 @@ describe('readWorkerSettings', () => {
       lockMs: 3000,
       shutdownGraceMs: 0,
       queuePrefix: 'e2e-1',
+      trainReplicas: 3,
     });
     expect(s.storage).toMatchObject({ S3_ENDPOINT: 'http://minio:9000', S3_BUCKET: 'b1' });
   });
@@ -49,6 +52,7 @@ describe('readWorkerSettings', () => {
         DINOQ_WORKER_QUEUES: 'train-cpu,nope',
         DINOQ_BACKEND: 'webgl',
         DINOQ_LOCK_MS: '10',
+        DINOQ_TRAIN_REPLICAS: '0',
       });
     } catch (error) {
       message = (error as Error).message;
@@ -57,6 +61,7 @@ describe('readWorkerSettings', () => {
     expect(message).toMatch(/DINOQ_WORKER_QUEUES names unknown queues \(nope\)/);
     expect(message).toMatch(/DINOQ_BACKEND must be one of/);
     expect(message).toMatch(/DINOQ_LOCK_MS must be an integer in \[1000,/);
+    expect(message).toMatch(/DINOQ_TRAIN_REPLICAS must be "auto" or an integer in \[1, 256\], got "0"/);
   });
 });
 

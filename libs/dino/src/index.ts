@@ -17,6 +17,7 @@ export * from './flops';
 export * from './safetensors';
 export * from './reference-names';
 export * from './checkpoint';
+export * from './checkpoint-network';
 export * from './backend/select-backend';
 export {
   installNativeKernels,
@@ -26,5 +27,7 @@ export {
   defaultBlasThreads,
 } from './backend/native-kernels';
 export * from './parallel/parallel-trainer';
+export * from './parallel/step-loop';
+export * from './parallel/replica-count';
 export * from './grad-step';
 export * from './train-state';

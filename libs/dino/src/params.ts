@@ -38,7 +38,7 @@ export function getParam(params: ParamTensors, name: string): tf.Tensor {
   return t;
 }
 
-export function disposeParams(params: Params): void {
+export function disposeParams(params: Map<string, tf.Tensor>): void {
   for (const v of params.values()) v.dispose();
   params.clear();
 }

@@ -2,16 +2,25 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { resolveRunConfig, type RunConfig } from '@dinoq/config';
-import { DinoTrainer, initDinoParams, selectBackend, type ParamTensors } from '@dinoq/dino';
+import {
+  DataParallelTrainer,
+  disposeParams,
+  initDinoParams,
+  networkParams,
+  resolveReplicas,
+  selectBackend,
+  type ParamTensors,
+} from '@dinoq/dino';
 import { FsBlobStore, importFashionMnist, loadSplit, readManifest, type DecodedSplit } from '@dinoq/data';
 import { extractFeatures, rawPixelFeatures, weightedKnn, type FeatureSet } from '@dinoq/eval';
 import { trainLoop } from '../train-loop';
 import { mergeConfig } from '@dinoq/config';
-import { parseAssignment } from '../options';
+import { parseAssignment, replicaSetting } from '../options';
 import { argValue, peakRssMiB } from './bench-data';
 
 /**
  * npm run bench:quality [-- --epochs 1 | --minutes 20] [--train-limit n] [--bank-limit n] [--test-limit n]
+ *                       [--replicas auto|n] [--set path=value ...]
  *
  * Imports Fashion-MNIST from the Debian package, trains fmnist-tiny, then prints weighted k-NN
  * top-1 (k = 20, T = 0.07) on the test split for the trained teacher, for a randomly initialised
@@ -46,7 +55,15 @@ async function main(): Promise<void> {
     `config: ${JSON.stringify({ model: config.model, head: config.head, loss: config.loss, optim: config.optim, augment: config.augment })}`,
   );
   const trainSet: DecodedSplit = trainLimit ? { ...train, count: Math.min(trainLimit, train.count) } : train;
-  const trainer = DinoTrainer.create(config, trainSet.count);
+  const replicas = resolveReplicas(
+    replicaSetting(argValue('replicas', 'auto')!),
+    backend,
+    config.train.batchSize,
+  );
+  const trainer = await DataParallelTrainer.create(config, trainSet.count, {
+    replicas,
+    backend: backend.name,
+  });
   t0 = Date.now();
   const res = await trainLoop({
     trainer,
@@ -63,7 +80,7 @@ async function main(): Promise<void> {
   const first = res.metrics[0];
   const last = res.metrics.at(-1)!;
   console.log(
-    `trained ${res.steps} steps (${((res.steps * config.train.batchSize) / trainSet.count).toFixed(2)} epochs of ${trainSet.count} images) in ${trainSeconds.toFixed(0)} s on ${backend.name}; loss ${first.loss.toFixed(4)} → ${last.loss.toFixed(4)}`,
+    `trained ${res.steps} steps (${((res.steps * config.train.batchSize) / trainSet.count).toFixed(2)} epochs of ${trainSet.count} images) in ${trainSeconds.toFixed(0)} s on ${backend.name} × ${replicas}; loss ${first.loss.toFixed(4)} → ${last.loss.toFixed(4)}`,
   );
 
   const knn = (bank: FeatureSet, queries: FeatureSet) =>
@@ -73,9 +90,12 @@ async function main(): Promise<void> {
     return knn(bank, await extractFeatures(params, test, { config: cfg }));
   };
   t0 = Date.now();
-  const trained = await evalParams(trainer.teacher, config);
+  const teacher = networkParams(config, await trainer.checkpointFiles(), 'teacher');
+  const trainedStep = trainer.step;
+  await trainer.dispose();
+  const trained = await evalParams(teacher, config);
   const evalSeconds = (Date.now() - t0) / 1000;
-  trainer.dispose();
+  disposeParams(teacher);
   const randomParams = initDinoParams(config, config.train.seed);
   const random = await evalParams(randomParams, config);
   randomParams.forEach((v) => v.dispose());
@@ -86,7 +106,7 @@ async function main(): Promise<void> {
     `\nweighted k-NN, k = 20, T = 0.07, bank ${bankCount} train images, ${test.count} test queries:`,
   );
   console.log(
-    `  trained teacher (step ${trainer.step}): top-1 ${trained.top1.toFixed(2)}%  top-5 ${trained.top5.toFixed(2)}%`,
+    `  trained teacher (step ${trainedStep}): top-1 ${trained.top1.toFixed(2)}%  top-5 ${trained.top5.toFixed(2)}%`,
   );
   console.log(
     `  random init:                top-1 ${random.top1.toFixed(2)}%  top-5 ${random.top5.toFixed(2)}%`,

@@ -2,8 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { DinoTrainer, NonFiniteLossError, selectBackend } from '@dinoq/dino';
-import { configFromFlags, collect, positiveInt, type ConfigFlags } from '../options';
+import { DataParallelTrainer, NonFiniteLossError, resolveReplicas, selectBackend } from '@dinoq/dino';
+import { configFromFlags, collect, positiveInt, replicaSetting, type ConfigFlags } from '../options';
 import { dataDir, latestLocalCheckpoint, readCheckpointFiles, runDir } from '../local-layout';
 import { loadLocalSplit } from '../dataset';
 import { trainLoop } from '../train-loop';
@@ -19,6 +19,7 @@ interface TrainFlags extends ConfigFlags {
   checkpointEvery: number;
   resume?: boolean;
   progress: boolean;
+  replicas: ReturnType<typeof replicaSetting>;
 }
 
 export function registerTrain(program: Command): void {
@@ -41,6 +42,12 @@ export function registerTrain(program: Command): void {
       0,
     )
     .option('--resume', 'continue the run from its newest committed checkpoint')
+    .option(
+      '--replicas <n|auto>',
+      'data-parallel replicas, one thread each (auto: one per core on the wasm and cpu backends)',
+      replicaSetting,
+      'auto',
+    )
     .option('--no-progress', 'no progress bar')
     .action(async (o: TrainFlags) => {
       const backend = await selectBackend();
@@ -66,9 +73,11 @@ export function registerTrain(program: Command): void {
         throw new Error(`run "${runId}" already exists in ${dir}; pass --resume to continue it`);
       }
       const split = await loadLocalSplit(root, o.dataset, 'train', o.trainLimit);
+      const replicas = resolveReplicas(o.replicas, backend, config.train.batchSize);
+      const parallel = { replicas, backend: backend.name };
       const trainer = latest
-        ? DinoTrainer.restore(config, split.count, readCheckpointFiles(latest.dir))
-        : DinoTrainer.create(config, split.count);
+        ? await DataParallelTrainer.restore(config, split.count, readCheckpointFiles(latest.dir), parallel)
+        : await DataParallelTrainer.create(config, split.count, parallel);
       fs.mkdirSync(dir, { recursive: true });
       fs.writeFileSync(
         path.join(dir, 'run.json'),
@@ -76,7 +85,8 @@ export function registerTrain(program: Command): void {
           '\n',
       );
       process.stdout.write(
-        `run ${runId}: ${trainer.totalSteps} steps (${trainer.itersPerEpoch}/epoch), backend ${backend.name}, dir ${dir}\n`,
+        `run ${runId}: ${trainer.totalSteps} steps (${trainer.itersPerEpoch}/epoch), backend ${backend.name}, ` +
+          `${replicas} replica${replicas > 1 ? 's' : ''}, dir ${dir}\n`,
       );
       const until = o.steps !== undefined ? trainer.step + o.steps : undefined;
       const total = Math.min(until ?? trainer.totalSteps, trainer.totalSteps);
@@ -125,7 +135,7 @@ export function registerTrain(program: Command): void {
         }
         throw e;
       } finally {
-        trainer.dispose();
+        await trainer.dispose();
       }
     });
 }

@@ -1,3 +1,4 @@
+import type { ReplicaSetting } from '@dinoq/dino';
 import type { RunRepository } from '@dinoq/jobs';
 import type { ObjectStore } from '@dinoq/storage';
 import type { DatasetCache } from './dataset-cache';
@@ -9,6 +10,8 @@ export interface ComputeContext {
   runs: RunRepository;
   datasets: DatasetCache;
   backend: ChildBackend;
+  /** Data-parallel replicas for training shards, resolved per run against its batch size. */
+  trainReplicas: ReplicaSetting;
 }
 
 /** One job's link to the parent: progress, logs and the abandon request. */

@@ -78,6 +78,8 @@ export interface AugmentedBatch {
   views: Float32Array[];
   sizes: number[];
   batch: number;
+  /** Time spent computing the batch on this thread, without the pauses that yield to others. */
+  busyMs: number;
 }
 
 export function checkIndex(source: ImageSource, index: number): void {
@@ -104,6 +106,8 @@ export async function augmentBatch(
   const { height, width, channels } = images;
   const frame = height * width * channels;
   const src = new Float32Array(height * width * 3);
+  let busyMs = 0;
+  let chunkStart = performance.now();
   for (const [b, index] of indices.entries()) {
     checkIndex(images, index);
     toRgbFloat(images.images.subarray(index * frame, (index + 1) * frame), channels, src);
@@ -112,7 +116,12 @@ export async function augmentBatch(
       const img = augmentView(src, height, width, view, rng);
       normalizeInto(img, cfg.mean, cfg.std, outputs[v], b * img.length);
     }
-    if ((b + 1) % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    if ((b + 1) % YIELD_EVERY === 0) {
+      busyMs += performance.now() - chunkStart;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      chunkStart = performance.now();
+    }
   }
-  return { views: outputs, sizes: views.map((v) => v.size), batch };
+  busyMs += performance.now() - chunkStart;
+  return { views: outputs, sizes: views.map((v) => v.size), batch, busyMs };
 }

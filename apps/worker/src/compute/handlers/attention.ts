@@ -1,8 +1,8 @@
 import sharp from 'sharp';
 import { exportAttentionMaps, type AttentionExportIndex, type ExportImage } from '@dinoq/eval';
+import { disposeParams, networkParams } from '@dinoq/dino';
 import type { AttentionJob } from '@dinoq/jobs';
 import { attentionFileKey, runPrefix } from '@dinoq/storage';
-import { disposeParams, networkParams } from '../checkpoint-params';
 import type { ComputeContext, JobScope } from '../job-scope';
 import { UnrecoverableJobError } from '../protocol';
 import { resolveCheckpoint } from './resolve-checkpoint';

@@ -11,8 +11,8 @@ import {
   type ProbeEpoch,
 } from '@dinoq/eval';
 import { knnOptionsSchema, linearOptionsSchema, type EvaluateJob } from '@dinoq/jobs';
+import { disposeParams, networkParams } from '@dinoq/dino';
 import { evalKey, featuresKey } from '@dinoq/storage';
-import { disposeParams, networkParams } from '../checkpoint-params';
 import type { ComputeContext, JobScope } from '../job-scope';
 import { UnrecoverableJobError } from '../protocol';
 import { resolveCheckpoint } from './resolve-checkpoint';

@@ -1,6 +1,15 @@
 import { ConfigError, parseRunConfig, type RunConfig } from '@dinoq/config';
 import { trainingBatch, type DecodedSplit, type TrainingBatch } from '@dinoq/data';
-import { DinoTrainer, NonFiniteLossError, type StepMetrics } from '@dinoq/dino';
+import {
+  DataParallelTrainer,
+  disposeParams,
+  networkParams,
+  NonFiniteLossError,
+  resolveReplicas,
+  runSteps,
+  type LoopStepMetrics,
+  type ReplicatedTrainer,
+} from '@dinoq/dino';
 import { RunNotFoundError, type RunRecord, type RunStatus, type TrainShardJob } from '@dinoq/jobs';
 import {
   backboneExportKey,
@@ -42,13 +51,17 @@ export interface StepMetricsLine {
   maxGradNorm: number;
   imagesPerSecond: number;
   stepMs: number;
+  /** How long the step waited for its batch (zero when the data pipeline kept ahead). */
   dataWaitMs: number;
+  /** Busy time of the data pipeline (decode + multi-crop) for this step's batch, on one thread. */
+  dataMs: number;
+  replicas: number;
   backend: string;
   numTensors: number;
   time: string;
 }
 
-function metricsLine(m: StepMetrics, dataWaitMs: number): StepMetricsLine {
+function metricsLine(m: LoopStepMetrics): StepMetricsLine {
   return {
     step: m.step,
     epoch: m.epoch,
@@ -62,14 +75,14 @@ function metricsLine(m: StepMetrics, dataWaitMs: number): StepMetricsLine {
     maxGradNorm: m.maxGradNorm,
     imagesPerSecond: m.imagesPerSecond,
     stepMs: m.stepMs,
-    dataWaitMs,
+    dataWaitMs: m.dataWaitMs,
+    dataMs: m.dataMs,
+    replicas: m.replicas,
     backend: m.backend,
     numTensors: m.numTensors,
     time: new Date().toISOString(),
   };
 }
-
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 function runConfigOf(run: RunRecord): RunConfig {
   try {
@@ -169,7 +182,8 @@ export async function trainShard(
   }
   scope.throwIfAbandoned();
 
-  const trainer = await openTrainer(ctx, runId, config, run.datasetSize, plan.resumeFrom);
+  const replicas = resolveReplicas(ctx.trainReplicas, ctx.backend, config.train.batchSize);
+  const trainer = await openTrainer(ctx, runId, config, run.datasetSize, plan.resumeFrom, replicas);
   try {
     if (trainer.totalSteps !== run.totalSteps) {
       throw new UnrecoverableJobError(
@@ -179,7 +193,8 @@ export async function trainShard(
     scope.log(
       'info',
       `run ${runId}: shard ${shard} trains steps ${trainer.step}..${plan.toStep - 1} ` +
-        `(${plan.resumeFrom === null ? 'from the seed' : `from checkpoint ${plan.resumeFrom}`}) on ${ctx.backend.name}`,
+        `(${plan.resumeFrom === null ? 'from the seed' : `from checkpoint ${plan.resumeFrom}`}) on ${ctx.backend.name}` +
+        `${replicas > 1 ? ` with ${replicas} replicas` : ''}`,
       { attempt: scope.job.attempt },
       true,
     );
@@ -201,7 +216,8 @@ export async function trainShard(
       new TextEncoder().encode(body),
       'application/x-ndjson',
     );
-    const commit = await commitCheckpoint(ctx.store, runId, plan.toStep, trainer.checkpointFiles());
+    const files = await trainer.checkpointFiles();
+    const commit = await commitCheckpoint(ctx.store, runId, plan.toStep, files);
     const last = lines[lines.length - 1];
     const updated = await ctx.runs.update(runId, (r) => ({
       lastCommittedStep: Math.max(r.lastCommittedStep ?? 0, plan.toStep),
@@ -215,11 +231,16 @@ export async function trainShard(
     const next = isActive(updated.status) ? afterCommit(updated, plan.toStep).next : null;
     if (plan.toStep >= updated.totalSteps) {
       // The finished run's teacher backbone under the reference names, ready for PyTorch tools.
-      await ctx.store.putBytes(
-        backboneExportKey(runId),
-        exportBackbone(trainer.teacher, config),
-        'application/octet-stream',
-      );
+      const teacher = networkParams(config, files, 'teacher');
+      try {
+        await ctx.store.putBytes(
+          backboneExportKey(runId),
+          exportBackbone(teacher, config),
+          'application/octet-stream',
+        );
+      } finally {
+        disposeParams(teacher);
+      }
     }
     scope.log(
       'info',
@@ -237,7 +258,7 @@ export async function trainShard(
       stepsTrained: lines.length,
     };
   } finally {
-    trainer.dispose();
+    await trainer.dispose();
   }
 }
 
@@ -247,12 +268,15 @@ async function openTrainer(
   config: RunConfig,
   datasetSize: number,
   resumeFrom: number | null,
-): Promise<DinoTrainer> {
-  if (resumeFrom === null) return DinoTrainer.create(config, datasetSize);
+  replicas: number,
+): Promise<ReplicatedTrainer> {
+  // Replica threads select the backend this process runs on; one replica trains in this thread.
+  const options = { replicas, backend: ctx.backend.name };
+  if (resumeFrom === null) return DataParallelTrainer.create(config, datasetSize, options);
   const checkpoint = await loadCheckpoint(ctx.store, runId, resumeFrom);
-  const trainer = DinoTrainer.restore(config, datasetSize, checkpoint.files);
+  const trainer = await DataParallelTrainer.restore(config, datasetSize, checkpoint.files, options);
   if (trainer.step !== resumeFrom) {
-    trainer.dispose();
+    await trainer.dispose();
     throw new UnrecoverableJobError(
       `run ${runId}: checkpoint ${resumeFrom} says it is at step ${trainer.step}`,
     );
@@ -265,39 +289,28 @@ async function openTrainer(
  * the abandon request is honoured only between steps, where the state is whole.
  */
 async function trainSteps(
-  trainer: DinoTrainer,
+  trainer: ReplicatedTrainer,
   data: DecodedSplit,
   toStep: number,
   scope: JobScope,
 ): Promise<StepMetricsLine[]> {
   const { config } = trainer;
   const sampling = { seed: config.train.seed, batchSize: config.train.batchSize };
-  const batchFor = (step: number): Promise<TrainingBatch> =>
-    trainingBatch(data, config.augment, sampling, step);
   const lines: StepMetricsLine[] = [];
-  let next: Promise<TrainingBatch> | null = trainer.step < toStep ? batchFor(trainer.step) : null;
-  try {
-    while (next !== null && trainer.step < toStep) {
-      scope.throwIfAbandoned();
-      const waitStart = performance.now();
-      const batch = await next;
-      const dataWaitMs = performance.now() - waitStart;
-      next = trainer.step + 1 < toStep ? batchFor(trainer.step + 1) : null;
-      // Lets the prefetch start and IPC messages (an abandon request) arrive before the step blocks.
-      await yieldToEventLoop();
-      const metrics = trainer.trainStep(batch);
-      const line = metricsLine(metrics, dataWaitMs);
-      lines.push(line);
+  await runSteps({
+    trainer,
+    toStep,
+    batchFor: (step: number): Promise<TrainingBatch> => trainingBatch(data, config.augment, sampling, step),
+    beforeStep: () => scope.throwIfAbandoned(),
+    onStep: (metrics) => {
+      lines.push(metricsLine(metrics));
       scope.progress({
         step: metrics.step,
         toStep,
         loss: metrics.loss,
         imagesPerSecond: metrics.imagesPerSecond,
       });
-    }
-  } finally {
-    // A prefetch still in flight is awaited so that no work outlives the shard.
-    await next?.catch(() => undefined);
-  }
+    },
+  });
   return lines;
 }

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { RunConfig } from '@dinoq/config';
-import { decodeCheckpoint, paramShapes } from '@dinoq/dino';
+import { decodeCheckpoint } from './checkpoint';
+import { paramShapes } from './init';
 
 /** One network of a checkpoint as plain tensors; dispose them with `disposeParams`. */
 export function networkParams(
@@ -18,9 +19,4 @@ export function networkParams(
     params.set(name, tf.tensor(data, shape, 'float32'));
   }
   return params;
-}
-
-export function disposeParams(params: Map<string, tf.Tensor>): void {
-  for (const tensor of params.values()) tensor.dispose();
-  params.clear();
 }
