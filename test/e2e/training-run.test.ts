@@ -91,6 +91,8 @@ test('a two-shard run completes: both checkpoints committed, every step has a me
     }
     expect(line.backend).toBe('wasm');
     expect(line.replicas).toBe(2);
+    // Replicas leave the main thread idle during the step, so augmentation runs there.
+    expect(line.dataThreads).toBe(0);
   }
   expect(run.latestMetrics).toMatchObject({ step: 3, loss: lines[3].loss });
 

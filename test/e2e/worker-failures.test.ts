@@ -70,7 +70,8 @@ test('SIGKILL mid-shard: another worker reruns the shard from the last commit an
   // The compute process follows its parent instead of training on as an orphan.
   await waitFor(async () => !processAlive(computePid), 10_000, 'the orphaned compute process to exit');
 
-  const b = stack.startWorker('b');
+  // One replica on the main thread, with the augmentation in a thread of its own.
+  const b = stack.startWorker('b', { DINOQ_TRAIN_REPLICAS: '1', DINOQ_DATA_THREADS: '1' });
   await b.ready();
   // BullMQ's stall check hands the job over once the dead worker's lock (3 s) expires.
   const run = await stack.waitForRun(
@@ -83,6 +84,8 @@ test('SIGKILL mid-shard: another worker reruns the shard from the last commit an
   expect(await listCommitted(stack.store, 'killed')).toEqual([16, 32]);
   expect(await stepsInMetrics('killed', 0)).toEqual(Array.from({ length: 16 }, (_, i) => i));
   expect(await stepsInMetrics('killed', 1)).toEqual(Array.from({ length: 16 }, (_, i) => 16 + i));
+  const shard1 = new TextDecoder().decode(await stack.store.getBytes(metricsKey('killed', 1)));
+  expect(JSON.parse(shard1.split('\n')[0])).toMatchObject({ replicas: 1, dataThreads: 1 });
 
   // Each step was committed exactly once, by the second worker, never over an existing commit.
   const commits = [...commitLines(a), ...commitLines(b)].map((line) => String(line.msg));

@@ -1,3 +1,4 @@
+import { parseDataThreads, type DataThreadSetting } from '@dinoq/data';
 import type { ReplicaSetting } from '@dinoq/dino';
 import * as fs from 'node:fs';
 import { mergeConfig, presetNames, resolveRunConfig, type PresetName, type RunConfig } from '@dinoq/config';
@@ -59,4 +60,9 @@ export function replicaSetting(v: string): ReplicaSetting {
   if (!Number.isInteger(n) || n < 1)
     throw new Error(`--replicas must be "auto" or a positive integer, got "${v}"`);
   return n;
+}
+
+/** `auto` or a non-negative integer: augmentation threads (see resolveDataThreads). */
+export function dataThreadSetting(v: string): DataThreadSetting {
+  return parseDataThreads(v, '--data-threads');
 }

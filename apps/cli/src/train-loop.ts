@@ -1,12 +1,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { trainingBatch, type DecodedSplit } from '@dinoq/data';
+import { trainingBatch, type AugmentPool, type DecodedSplit } from '@dinoq/data';
 import { runSteps, type LoopStepMetrics, type ReplicatedTrainer } from '@dinoq/dino';
 import { commitLocalCheckpoint } from './local-layout';
 
 export interface LoopOptions {
   trainer: ReplicatedTrainer;
   split: DecodedSplit;
+  /** Augmentation threads holding `split`'s images; without one, batches are made on this thread. */
+  pool?: AugmentPool;
   /** Stop after this global step (exclusive); defaults to the end of the schedule. */
   untilStep?: number;
   /** Stop after this many minutes of training (checked between steps). */
@@ -34,7 +36,7 @@ export async function trainLoop(opts: LoopOptions): Promise<LoopResult> {
   if (opts.runDir) fs.mkdirSync(opts.runDir, { recursive: true });
   const result: LoopResult = { steps: 0, lastStep: trainer.step, metrics: [], checkpoints: [] };
   const every = opts.checkpointEvery ?? 0;
-  const sampling = { seed: config.train.seed, batchSize: config.train.batchSize };
+  const sampling = { seed: config.train.seed, batchSize: config.train.batchSize, pool: opts.pool };
   result.steps = await runSteps({
     trainer,
     toStep: until,

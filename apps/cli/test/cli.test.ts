@@ -65,9 +65,13 @@ describe('dinoq CLI', () => {
       '--steps',
       '2',
       '--no-progress',
+      '--replicas',
+      '1',
+      '--data-threads',
+      '1',
       ...tiny,
     );
-    expect(trained).toMatch(/run r1: 8 steps \(4\/epoch\), backend wasm/);
+    expect(trained).toMatch(/run r1: 8 steps \(4\/epoch\), backend wasm, 1 replica, 1 augmentation thread/);
     expect(trained).toMatch(/trained 2 steps to step 2/);
     const runDir = path.join(dataDir, 'runs', 'r1');
     expect(fs.existsSync(path.join(runDir, 'checkpoints', '000000002', 'COMMITTED'))).toBe(true);
@@ -75,9 +79,20 @@ describe('dinoq CLI', () => {
     await expect(
       run('train', '--data-dir', dataDir, '--run', 'r1', '--steps', '1', '--no-progress'),
     ).rejects.toThrow(/already exists.*--resume/);
-    expect(
-      await run('train', '--data-dir', dataDir, '--run', 'r1', '--resume', '--steps', '1', '--no-progress'),
-    ).toMatch(/trained 1 steps to step 3/);
+    // The run resumes on two replicas (the checkpoint does not depend on the replica count).
+    const resumed = await run(
+      'train',
+      ...['--data-dir', dataDir, '--run', 'r1', '--resume', '--steps', '1', '--no-progress'],
+      ...['--replicas', '2', '--data-threads', '0'],
+    );
+    expect(resumed).toMatch(/backend wasm, 2 replicas, 0 augmentation thread/);
+    expect(resumed).toMatch(/trained 1 steps to step 3/);
+    const lines = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n');
+    expect(lines.map((l) => (JSON.parse(l) as { replicas: number }).replicas)).toEqual([1, 1, 2]);
+    await expect(run('train', '--replicas', '0')).rejects.toThrow(
+      /--replicas must be "auto" or a positive integer, got "0"/,
+    );
+    await expect(run('train', '--data-threads', '-1')).rejects.toThrow(/--data-threads must be "auto"/);
     const knn = await run('knn', '--data-dir', dataDir, '--run', 'r1', '--ks', '5,20');
     expect(knn).toMatch(/r1 teacher @ step 3: k=5 top1 \d+\.\d\d% top5/);
     expect(knn).toMatch(/k=20 top1/);

@@ -120,6 +120,7 @@ async function main(): Promise<void> {
     datasets: new DatasetCache(storage.store, settings.datasetCacheBytes),
     backend: { name: backend.name, kind: backend.kind, kernels: backend.kernels, detail: backend.detail },
     trainReplicas: settings.trainReplicas,
+    dataThreads: settings.dataThreads,
   };
   send({ type: 'ready', backend: context.backend });
   void drain();

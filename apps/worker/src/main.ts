@@ -61,6 +61,7 @@ function childEnv(settings: WorkerSettings, storage: Storage): NodeJS.ProcessEnv
     DINOQ_BACKEND: settings.backend,
     DINOQ_DATASET_CACHE_MB: String(Math.floor(settings.datasetCacheBytes / (1024 * 1024))),
     DINOQ_TRAIN_REPLICAS: String(settings.trainReplicas),
+    DINOQ_DATA_THREADS: String(settings.dataThreads),
   };
   if (storage.embedded) {
     env.S3_REGION = EMBEDDED_S3_REGION;

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { QUEUE_PREFIX, QueueName, allQueues, type DeviceClass } from '@dinoq/jobs';
 import type { StorageEnv } from '@dinoq/storage';
 import type { ReplicaSetting } from '@dinoq/dino';
+import { parseDataThreads, type DataThreadSetting } from '@dinoq/data';
 
 const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 
@@ -114,6 +115,17 @@ const envSchema = z.object({
       });
       return z.NEVER;
     }),
+  DINOQ_DATA_THREADS: z
+    .string()
+    .optional()
+    .transform((raw, ctx): DataThreadSetting => {
+      try {
+        return parseDataThreads(raw, 'DINOQ_DATA_THREADS');
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+    }),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -137,6 +149,8 @@ export interface WorkerSettings {
   datasetCacheBytes: number;
   /** Data-parallel replicas per training shard (`auto`: one per core on single-threaded backends). */
   trainReplicas: ReplicaSetting;
+  /** Augmentation threads per training shard (`auto`: one when a single replica holds the main thread). */
+  dataThreads: DataThreadSetting;
   logLevel: string;
 }
 
@@ -167,6 +181,7 @@ export function readWorkerSettings(env: NodeJS.ProcessEnv = process.env): Worker
     queuePrefix: e.DINOQ_QUEUE_PREFIX,
     datasetCacheBytes: e.DINOQ_DATASET_CACHE_MB * 1024 * 1024,
     trainReplicas: e.DINOQ_TRAIN_REPLICAS,
+    dataThreads: e.DINOQ_DATA_THREADS,
     logLevel: e.LOG_LEVEL,
   };
 }

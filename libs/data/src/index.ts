@@ -17,6 +17,8 @@ export * from './augment/pixel-ops';
 export * from './augment/color-jitter';
 export * from './augment/gaussian-blur';
 export * from './augment/multi-crop';
+export * from './augment/augment-pool';
+export * from './data-threads';
 export * from './augment/eval-transform';
 export * from './sampler';
 export * from './prefetcher';

@@ -3,7 +3,15 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { DataParallelTrainer, NonFiniteLossError, resolveReplicas, selectBackend } from '@dinoq/dino';
-import { configFromFlags, collect, positiveInt, replicaSetting, type ConfigFlags } from '../options';
+import { AugmentPool, resolveDataThreads } from '@dinoq/data';
+import {
+  configFromFlags,
+  collect,
+  dataThreadSetting,
+  positiveInt,
+  replicaSetting,
+  type ConfigFlags,
+} from '../options';
 import { dataDir, latestLocalCheckpoint, readCheckpointFiles, runDir } from '../local-layout';
 import { loadLocalSplit } from '../dataset';
 import { trainLoop } from '../train-loop';
@@ -20,6 +28,7 @@ interface TrainFlags extends ConfigFlags {
   resume?: boolean;
   progress: boolean;
   replicas: ReturnType<typeof replicaSetting>;
+  dataThreads: ReturnType<typeof dataThreadSetting>;
 }
 
 export function registerTrain(program: Command): void {
@@ -46,6 +55,12 @@ export function registerTrain(program: Command): void {
       '--replicas <n|auto>',
       'data-parallel replicas, one thread each (auto: one per core on the wasm and cpu backends)',
       replicaSetting,
+      'auto',
+    )
+    .option(
+      '--data-threads <n|auto>',
+      'augmentation threads (auto: one with a single replica, none when replicas leave the main thread idle)',
+      dataThreadSetting,
       'auto',
     )
     .option('--no-progress', 'no progress bar')
@@ -78,6 +93,8 @@ export function registerTrain(program: Command): void {
       const trainer = latest
         ? await DataParallelTrainer.restore(config, split.count, readCheckpointFiles(latest.dir), parallel)
         : await DataParallelTrainer.create(config, split.count, parallel);
+      const dataThreads = resolveDataThreads(o.dataThreads, replicas);
+      const pool = dataThreads > 0 ? AugmentPool.start(split, dataThreads) : undefined;
       fs.mkdirSync(dir, { recursive: true });
       fs.writeFileSync(
         path.join(dir, 'run.json'),
@@ -86,7 +103,7 @@ export function registerTrain(program: Command): void {
       );
       process.stdout.write(
         `run ${runId}: ${trainer.totalSteps} steps (${trainer.itersPerEpoch}/epoch), backend ${backend.name}, ` +
-          `${replicas} replica${replicas > 1 ? 's' : ''}, dir ${dir}\n`,
+          `${replicas} replica${replicas > 1 ? 's' : ''}, ${dataThreads} augmentation thread(s), dir ${dir}\n`,
       );
       const until = o.steps !== undefined ? trainer.step + o.steps : undefined;
       const total = Math.min(until ?? trainer.totalSteps, trainer.totalSteps);
@@ -105,6 +122,7 @@ export function registerTrain(program: Command): void {
         const res = await trainLoop({
           trainer,
           split,
+          pool,
           untilStep: until,
           minutes: o.minutes,
           runDir: dir,
@@ -135,7 +153,7 @@ export function registerTrain(program: Command): void {
         }
         throw e;
       } finally {
-        await trainer.dispose();
+        await Promise.all([trainer.dispose(), pool?.close()]);
       }
     });
 }

@@ -1,3 +1,4 @@
+import type { DataThreadSetting } from '@dinoq/data';
 import type { ReplicaSetting } from '@dinoq/dino';
 import type { RunRepository } from '@dinoq/jobs';
 import type { ObjectStore } from '@dinoq/storage';
@@ -12,6 +13,8 @@ export interface ComputeContext {
   backend: ChildBackend;
   /** Data-parallel replicas for training shards, resolved per run against its batch size. */
   trainReplicas: ReplicaSetting;
+  /** Augmentation threads for training shards, resolved against the replica count. */
+  dataThreads: DataThreadSetting;
 }
 
 /** One job's link to the parent: progress, logs and the abandon request. */

@@ -1,5 +1,11 @@
 import { ConfigError, parseRunConfig, type RunConfig } from '@dinoq/config';
-import { trainingBatch, type DecodedSplit, type TrainingBatch } from '@dinoq/data';
+import {
+  AugmentPool,
+  resolveDataThreads,
+  trainingBatch,
+  type DecodedSplit,
+  type TrainingBatch,
+} from '@dinoq/data';
 import {
   DataParallelTrainer,
   disposeParams,
@@ -55,13 +61,15 @@ export interface StepMetricsLine {
   dataWaitMs: number;
   /** Busy time of the data pipeline (decode + multi-crop) for this step's batch, on one thread. */
   dataMs: number;
+  /** Threads the data pipeline had (0: it shared the main thread with the step's coordination). */
+  dataThreads: number;
   replicas: number;
   backend: string;
   numTensors: number;
   time: string;
 }
 
-function metricsLine(m: LoopStepMetrics): StepMetricsLine {
+function metricsLine(m: LoopStepMetrics, dataThreads: number): StepMetricsLine {
   return {
     step: m.step,
     epoch: m.epoch,
@@ -77,6 +85,7 @@ function metricsLine(m: LoopStepMetrics): StepMetricsLine {
     stepMs: m.stepMs,
     dataWaitMs: m.dataWaitMs,
     dataMs: m.dataMs,
+    dataThreads,
     replicas: m.replicas,
     backend: m.backend,
     numTensors: m.numTensors,
@@ -183,7 +192,9 @@ export async function trainShard(
   scope.throwIfAbandoned();
 
   const replicas = resolveReplicas(ctx.trainReplicas, ctx.backend, config.train.batchSize);
+  const dataThreads = resolveDataThreads(ctx.dataThreads, replicas);
   const trainer = await openTrainer(ctx, runId, config, run.datasetSize, plan.resumeFrom, replicas);
+  const pool = dataThreads > 0 ? AugmentPool.start(data, dataThreads) : undefined;
   try {
     if (trainer.totalSteps !== run.totalSteps) {
       throw new UnrecoverableJobError(
@@ -194,13 +205,14 @@ export async function trainShard(
       'info',
       `run ${runId}: shard ${shard} trains steps ${trainer.step}..${plan.toStep - 1} ` +
         `(${plan.resumeFrom === null ? 'from the seed' : `from checkpoint ${plan.resumeFrom}`}) on ${ctx.backend.name}` +
-        `${replicas > 1 ? ` with ${replicas} replicas` : ''}`,
+        ` with ${replicas} replica${replicas > 1 ? 's' : ''} and ` +
+        `${dataThreads === 0 ? 'augmentation on the main thread' : `${dataThreads} augmentation thread${dataThreads > 1 ? 's' : ''}`}`,
       { attempt: scope.job.attempt },
       true,
     );
     let lines: StepMetricsLine[];
     try {
-      lines = await trainSteps(trainer, data, plan.toStep, scope);
+      lines = await trainSteps(trainer, data, plan.toStep, scope, pool);
     } catch (error) {
       if (error instanceof NonFiniteLossError) {
         await ctx.runs.update(runId, () => ({ status: 'failed', error: error.message, workerId }));
@@ -258,7 +270,7 @@ export async function trainShard(
       stepsTrained: lines.length,
     };
   } finally {
-    await trainer.dispose();
+    await Promise.all([trainer.dispose(), pool?.close()]);
   }
 }
 
@@ -293,9 +305,10 @@ async function trainSteps(
   data: DecodedSplit,
   toStep: number,
   scope: JobScope,
+  pool: AugmentPool | undefined,
 ): Promise<StepMetricsLine[]> {
   const { config } = trainer;
-  const sampling = { seed: config.train.seed, batchSize: config.train.batchSize };
+  const sampling = { seed: config.train.seed, batchSize: config.train.batchSize, pool };
   const lines: StepMetricsLine[] = [];
   await runSteps({
     trainer,
@@ -303,7 +316,7 @@ async function trainSteps(
     batchFor: (step: number): Promise<TrainingBatch> => trainingBatch(data, config.augment, sampling, step),
     beforeStep: () => scope.throwIfAbandoned(),
     onStep: (metrics) => {
-      lines.push(metricsLine(metrics));
+      lines.push(metricsLine(metrics, pool?.threads ?? 0));
       scope.progress({
         step: metrics.step,
         toStep,
