@@ -23,6 +23,8 @@ const DOCUMENTED_ENV = new Set([
   'DINOQ_BACKEND',
   'DINOQ_DEVICE_CLASS',
   'DINOQ_WORKER_QUEUES',
+  'DINOQ_TRAIN_REPLICAS',
+  'DINOQ_DATA_THREADS',
   'NODE_OPTIONS',
 ]);
 /** Variables an image sets for its runtime (Node, the CUDA driver's JIT cache), not for the apps. */

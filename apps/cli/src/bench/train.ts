@@ -6,24 +6,37 @@ import {
   defaultBlasThreads,
   installNativeKernels,
   nativeKernelsInstalled,
+  runSteps,
   selectBackend,
   trainStepFlops,
   type BackendInfo,
-  type CropBatch,
+  type LoopStepMetrics,
+  type ReplicatedTrainer,
 } from '@dinoq/dino';
-import { augmentBatch, batchIndices, type DecodedSplit } from '@dinoq/data';
+import {
+  AugmentPool,
+  parseDataThreads,
+  resolveDataThreads,
+  trainingBatch,
+  type DataThreadSetting,
+  type DecodedSplit,
+} from '@dinoq/data';
 import { argValue, benchSplit, peakRssMiB } from './bench-data';
 
 /**
  * npm run bench:train [-- --preset bench-ref,fmnist-tiny --steps 3 --warmup 1 --micro 32 --replicas 1,2]
  *                     [--blas-threads N]   (per replica; default ⌊cores / replicas⌋)
+ *                     [--data-threads auto|N]   (augmentation threads; auto: 1 with one replica, else 0)
  * npm run bench:train -- --long [--replicas 1,2] [--long-steps 1000]
  *
  * Times the full training step (student fwd+bwd on all crops, teacher fwd, loss, AdamW, EMA,
- * center) at batch 64 on pre-augmented real Fashion-MNIST batches, after warm-up steps, for each
- * preset × replica count. Next to the achieved GFLOP/s it prints the measured peak of a plain
- * matmul on the same kernels and BLAS threads (per replica). `--long` instead trains a tiny
- * config and prints RSS and tensor counts after 1, 100 and 1000 steps: both must stay flat.
+ * center) at batch 64 on real Fashion-MNIST images, after warm-up steps, for each preset ×
+ * replica count. Every step's batch goes through the training data pipeline (sampling, decode
+ * from memory, multi-crop augmentation) while the previous step trains, as in a real run; the
+ * pipeline's CPU time per batch, its share of a core and the time the step waited for it are
+ * printed. Next to the achieved GFLOP/s it prints the measured peak of a plain matmul on the
+ * same kernels and BLAS threads (per replica). `--long` instead trains a tiny config and prints
+ * RSS and tensor counts after 1, 100 and 1000 steps: both must stay flat.
  *
  * Figures wobble on a shared machine: run each variant at least twice and report the range.
  */
@@ -35,11 +48,16 @@ interface Row {
   backend: string;
   kernels: string;
   replicas: number;
+  dataThreads: number;
   imgPerSec: number;
   msPerStep: number;
   gflopPerSec: number;
   peakGflopPerSec: number;
   peakRssMiB: number;
+  /** Data-pipeline CPU time per batch over the step time: the cores it needs at this rate. */
+  dataCoreShare: number;
+  /** Longest wait of a measured step for its batch. */
+  dataWaitMs: number;
 }
 
 function median(xs: number[]): number {
@@ -74,13 +92,23 @@ function matmulPeak(threads: number): number {
   return (2 * rows * inner * cols) / (median(times) / 1000) / 1e9;
 }
 
-async function batchesFor(config: RunConfig, split: DecodedSplit, count: number): Promise<CropBatch[]> {
-  const out: CropBatch[] = [];
-  for (let s = 0; s < count; s++) {
-    const idx = batchIndices(split.count, config.train.batchSize, config.train.seed, s);
-    out.push(await augmentBatch(split, idx, config.augment, { seed: config.train.seed, epoch: 0 }));
-  }
-  return out;
+/** Trains `steps` steps on live batches from the data pipeline, with `pool` when it has threads. */
+async function trainLive(
+  trainer: ReplicatedTrainer,
+  split: DecodedSplit,
+  steps: number,
+  pool: AugmentPool | undefined,
+  onStep: (m: LoopStepMetrics, index: number) => void,
+): Promise<void> {
+  const { config } = trainer;
+  const sampling = { seed: config.train.seed, batchSize: config.train.batchSize, pool };
+  let index = 0;
+  await runSteps({
+    trainer,
+    toStep: trainer.step + steps,
+    batchFor: (step) => trainingBatch(split, config.augment, sampling, step),
+    onStep: (m) => onStep(m, index++),
+  });
 }
 
 function describeConfig(name: string, config: RunConfig): string {
@@ -94,6 +122,7 @@ function describeConfig(name: string, config: RunConfig): string {
 
 async function throughput(
   blasThreadsArg: number | undefined,
+  dataThreadSetting: DataThreadSetting,
   preset: PresetName,
   micro: string | undefined,
   replicas: number,
@@ -105,42 +134,36 @@ async function throughput(
   const config = resolveRunConfig(preset, micro ? { train: { microBatchSize: Number(micro) } } : {});
   const blasThreads = blasThreadsArg ?? Math.max(1, Math.floor(os.availableParallelism() / replicas));
   const peak = matmulPeak(blasThreads);
+  const dataThreads = resolveDataThreads(dataThreadSetting, replicas);
   const trainer = await DataParallelTrainer.create(config, split.count, { replicas, blasThreads });
+  const pool = dataThreads > 0 ? AugmentPool.start(split, dataThreads) : undefined;
   const kernels = trainer.backendInfo?.kernels ?? backend.kernels;
-  const batches = await batchesFor(config, split, Math.min(warmup + steps, 4));
-  const times: number[] = [];
-  const tensors: number[] = [];
-  const breakdown: string[] = [];
+  const measured: LoopStepMetrics[] = [];
   try {
-    for (let s = 0; s < warmup + steps; s++) {
-      const m = await trainer.trainStep(batches[s % batches.length]);
-      if (s >= warmup) {
-        times.push(m.stepMs);
-        tensors.push(m.numTensors);
-        const t = m.timings;
-        if (t) {
-          const compute = t.computeMs.map((c) => c.toFixed(0)).join('/');
-          breakdown.push(
-            `compute ${compute}, apply ${t.applyMs.toFixed(0)}, exchange ${t.exchangeMs.toFixed(0)}`,
-          );
-        }
-      }
-    }
+    await trainLive(trainer, split, warmup + steps, pool, (m, i) => {
+      if (i >= warmup) measured.push(m);
+    });
   } finally {
-    await trainer.dispose();
+    await Promise.all([trainer.dispose(), pool?.close()]);
   }
+  const times = measured.map((m) => m.stepMs);
   const ms = median(times);
   const gflop = trainStepFlops(config) / 1e9;
+  const dataMs = median(measured.map((m) => m.dataMs));
+  const waits = measured.map((m) => m.dataWaitMs);
   const row: Row = {
     preset,
     backend: backend.name,
     kernels,
     replicas,
+    dataThreads,
     imgPerSec: config.train.batchSize / (ms / 1000),
     msPerStep: ms,
     gflopPerSec: gflop / (ms / 1000),
     peakGflopPerSec: peak,
     peakRssMiB: peakRssMiB(),
+    dataCoreShare: dataMs / ms,
+    dataWaitMs: Math.max(...waits),
   };
   const threads = kernels === 'native-blas' ? `, ${blasThreads} BLAS thread(s) each` : '';
   console.log(`${describeConfig(preset, config)}; ${replicas} replica(s), ${kernels}${threads}`);
@@ -148,8 +171,20 @@ async function throughput(
     `  ${row.imgPerSec.toFixed(2)} img/s, ${ms.toFixed(0)} ms/step (median of ${steps}: ${times.map((t) => t.toFixed(0)).join(' ')}),` +
       ` ${gflop.toFixed(1)} GFLOP/step → ${row.gflopPerSec.toFixed(1)} GFLOP/s;` +
       ` matmul peak ${peak.toFixed(1)} GFLOP/s per replica (×${replicas} = ${(peak * replicas).toFixed(1)});` +
-      ` peak RSS so far ${row.peakRssMiB.toFixed(0)} MiB (whole process, replicas included), tensors/step ${tensors.join(' ')}`,
+      ` peak RSS so far ${row.peakRssMiB.toFixed(0)} MiB (whole process, replicas included),` +
+      ` tensors/step ${measured.map((m) => m.numTensors).join(' ')}`,
   );
+  console.log(
+    `  data pipeline: ${dataThreads === 0 ? 'on the main thread' : `${dataThreads} thread(s)`},` +
+      ` ${dataMs.toFixed(0)} ms CPU per batch = ${(100 * row.dataCoreShare).toFixed(1)} % of one core at this step rate;` +
+      ` the step waited for its batch ${waits.map((w) => w.toFixed(0)).join('/')} ms`,
+  );
+  const breakdown = measured.flatMap((m) => {
+    const t = m.timings;
+    if (!t) return [];
+    const compute = t.computeMs.map((c) => c.toFixed(0)).join('/');
+    return [`compute ${compute}, apply ${t.applyMs.toFixed(0)}, exchange ${t.exchangeMs.toFixed(0)}`];
+  });
   if (breakdown.length > 0) console.log(`  per step (ms): ${breakdown.join('; ')}`);
   return row;
 }
@@ -172,16 +207,18 @@ async function longRun(
 ): Promise<void> {
   const config = longRunConfig();
   const trainer = await DataParallelTrainer.create(config, split.count, { replicas });
-  const batches = await batchesFor(config, split, 4);
+  const dataThreads = resolveDataThreads('auto', replicas);
+  const pool = dataThreads > 0 ? AugmentPool.start(split, dataThreads) : undefined;
   const mib = () => (process.memoryUsage().rss / 2 ** 20).toFixed(0);
   console.log(
-    `${describeConfig('long run', config)}; ${replicas} replica(s), ${trainer.backendInfo?.kernels ?? backend.kernels}`,
+    `${describeConfig('long run', config)}; ${replicas} replica(s), ${trainer.backendInfo?.kernels ?? backend.kernels},` +
+      ` ${dataThreads} augmentation thread(s)`,
   );
   const marked = (s: number) => s === 1 || s === 100 || s % 1000 === 0 || s === totalSteps;
   const t0 = performance.now();
   try {
-    for (let s = 1; s <= totalSteps; s++) {
-      const m = await trainer.trainStep(batches[s % batches.length]);
+    await trainLive(trainer, split, totalSteps, pool, (m, i) => {
+      const s = i + 1;
       if (marked(s)) {
         console.log(
           `  after ${String(s).padStart(4)} steps: RSS ${mib()} MiB, tensors ${m.numTensors} (replica 0),` +
@@ -189,9 +226,9 @@ async function longRun(
             ` ${((performance.now() - t0) / s).toFixed(1)} ms/step`,
         );
       }
-    }
+    });
   } finally {
-    await trainer.dispose();
+    await Promise.all([trainer.dispose(), pool?.close()]);
   }
 }
 
@@ -201,6 +238,7 @@ async function main(): Promise<void> {
   const steps = Number(argValue('steps', '3'));
   const warmup = Number(argValue('warmup', '1'));
   const micro = argValue('micro');
+  const dataThreads = parseDataThreads(argValue('data-threads'), '--data-threads');
   const blasThreadsRaw = argValue('blas-threads');
   const blasThreads = blasThreadsRaw === undefined ? undefined : Number(blasThreadsRaw);
   if (blasThreads !== undefined && !(Number.isInteger(blasThreads) && blasThreads > 0)) {
@@ -223,20 +261,21 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   for (const preset of presets) {
     for (const r of replicaCounts) {
-      rows.push(await throughput(blasThreads, preset, micro, r, backend, split, steps, warmup));
+      rows.push(await throughput(blasThreads, dataThreads, preset, micro, r, backend, split, steps, warmup));
     }
   }
   console.log(
     '\nREADME table rows (paste under <!-- BENCH-TABLE -->, one run per variant, keep the ranges):',
   );
   console.log(
-    '| preset | backend | kernels | replicas | img/s | ms/step | GFLOP/s | matmul peak GFLOP/s (per replica) | peak RSS MiB |',
+    '| preset | backend | kernels | replicas | data threads | img/s | ms/step | GFLOP/s | matmul peak GFLOP/s (per replica) | peak RSS MiB | data CPU (% of a core) | max data wait ms |',
   );
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     console.log(
-      `| ${r.preset} | ${r.backend} | ${r.kernels} | ${r.replicas} | ${r.imgPerSec.toFixed(2)} | ${r.msPerStep.toFixed(0)} |` +
-        ` ${r.gflopPerSec.toFixed(1)} | ${r.peakGflopPerSec.toFixed(1)} | ${r.peakRssMiB.toFixed(0)} |`,
+      `| ${r.preset} | ${r.backend} | ${r.kernels} | ${r.replicas} | ${r.dataThreads} | ${r.imgPerSec.toFixed(2)} | ${r.msPerStep.toFixed(0)} |` +
+        ` ${r.gflopPerSec.toFixed(1)} | ${r.peakGflopPerSec.toFixed(1)} | ${r.peakRssMiB.toFixed(0)} |` +
+        ` ${(100 * r.dataCoreShare).toFixed(1)} | ${r.dataWaitMs.toFixed(0)} |`,
     );
   }
 }
