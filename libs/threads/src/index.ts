@@ -1,1 +1,2 @@
 export * from './spawn-module-thread';
+export * from './thread-channel';

@@ -1,55 +1,8 @@
 import * as path from 'node:path';
-import type { Worker } from 'node:worker_threads';
 import type { AugmentConfig } from '@dinoq/config';
-import { spawnModuleThread } from '@dinoq/threads';
-import type { AugmentReply, AugmentRequest, AugmentThreadData } from './augment-protocol';
+import { spawnModuleThread, ThreadChannel } from '@dinoq/threads';
+import type { AugmentDone, AugmentReply, AugmentRequest, AugmentThreadData } from './augment-protocol';
 import { checkIndex, type AugmentedBatch, type ImageSource } from './multi-crop';
-
-type Pending = { resolve: (b: AugmentedBatch) => void; reject: (e: Error) => void };
-
-class AugmentThread {
-  private nextId = 1;
-  private readonly pending = new Map<number, Pending>();
-  private failure: Error | null = null;
-
-  constructor(
-    readonly index: number,
-    private readonly worker: Worker,
-  ) {
-    worker.on('message', (reply: AugmentReply) => {
-      const p = this.pending.get(reply.id);
-      if (!p) return;
-      this.pending.delete(reply.id);
-      if (reply.type === 'done') p.resolve(reply.batch);
-      else p.reject(new Error(`augmentation thread ${index}: ${reply.message}`));
-    });
-    worker.on('error', (e) => this.fail(new Error(`augmentation thread ${index} crashed: ${e.message}`)));
-    worker.on('exit', (code) =>
-      this.fail(new Error(`augmentation thread ${index} exited with code ${code}`)),
-    );
-  }
-
-  run(request: Omit<AugmentRequest, 'id'>): Promise<AugmentedBatch> {
-    if (this.failure) return Promise.reject(this.failure);
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ ...request, id } satisfies AugmentRequest);
-    });
-  }
-
-  private fail(e: Error): void {
-    this.failure ??= e;
-    for (const p of this.pending.values()) p.reject(e);
-    this.pending.clear();
-  }
-
-  async close(): Promise<void> {
-    this.worker.removeAllListeners('exit');
-    this.fail(new Error(`augmentation thread ${this.index} was closed`));
-    await this.worker.terminate();
-  }
-}
 
 /**
  * The data pipeline's own cores: multi-crop augmentation in worker threads, so batches are
@@ -61,7 +14,7 @@ class AugmentThread {
 export class AugmentPool {
   private constructor(
     private readonly source: ImageSource,
-    private readonly workers: AugmentThread[],
+    private readonly workers: ThreadChannel<AugmentReply>[],
   ) {}
 
   static start(source: ImageSource, threads: number): AugmentPool {
@@ -80,7 +33,8 @@ export class AugmentPool {
     const base = path.join(__dirname, 'augment-thread');
     const workers = Array.from(
       { length: threads },
-      (_, i) => new AugmentThread(i, spawnModuleThread(base, { ...data })),
+      (_, i) =>
+        new ThreadChannel<AugmentReply>(`augmentation thread ${i}`, spawnModuleThread(base, { ...data })),
     );
     return new AugmentPool(source, workers);
   }
@@ -101,7 +55,8 @@ export class AugmentPool {
       Array.from({ length: chunks }, (_, t) => {
         const from = Math.floor((indices.length * t) / chunks);
         const to = Math.floor((indices.length * (t + 1)) / chunks);
-        return this.workers[t].run({ indices: indices.slice(from, to), cfg, ...options });
+        const request: Omit<AugmentRequest, 'id'> = { indices: indices.slice(from, to), cfg, ...options };
+        return this.workers[t].request(request).then((reply) => (reply as AugmentDone).batch);
       }),
     );
     if (parts.length === 1) return parts[0];

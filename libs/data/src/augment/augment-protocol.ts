@@ -18,5 +18,10 @@ export interface AugmentRequest {
   epoch: number;
 }
 
-export type AugmentReply =
-  { id: number; type: 'done'; batch: AugmentedBatch } | { id: number; type: 'error'; message: string };
+export interface AugmentDone {
+  id: number;
+  type: 'done';
+  batch: AugmentedBatch;
+}
+
+export type AugmentReply = AugmentDone | { id: number; type: 'error'; message: string };

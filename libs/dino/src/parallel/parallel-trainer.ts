@@ -6,7 +6,8 @@ import { NonFiniteLossError, type CropBatch } from '../train-step';
 import type { BackendInfo } from '../backend/select-backend';
 import { microBatches, type MicroBatch } from '../grad-step';
 import { HyperSchedule, stateChecksum } from '../train-state';
-import type { ReplicaInit, ReplicaReply, ReplicaRequest, ReplicaRequestBody } from './protocol';
+import { ThreadChannel } from '@dinoq/threads';
+import type { ReplicaInit, ReplicaReply, ReplicaRequestBody } from './protocol';
 import { spawnReplica } from './spawn-replica';
 import { installNativeKernels, nativeKernelsInstalled } from '../backend/native-kernels';
 
@@ -111,64 +112,30 @@ class LocalTrainer implements ReplicatedTrainer {
   }
 }
 
-type Pending = { resolve: (r: ReplicaReply) => void; reject: (e: Error) => void };
-
-/** One worker thread and its in-flight requests. */
+/** One replica's worker thread, with replies checked against the type each request expects. */
 class ReplicaHandle {
-  private nextId = 1;
-  private readonly pending = new Map<number, Pending>();
-  private failure: Error | null = null;
+  private readonly channel: ThreadChannel<ReplicaReply>;
 
   constructor(
     readonly index: number,
-    private readonly worker: Worker,
+    worker: Worker,
   ) {
-    worker.on('message', (reply: ReplicaReply) => {
-      const p = this.pending.get(reply.id);
-      if (!p) return;
-      this.pending.delete(reply.id);
-      if (reply.type === 'error') {
-        const err = new Error(`replica ${index}: ${reply.message}`);
-        if (reply.stack) err.stack = `${err.message}\n${reply.stack.split('\n').slice(1).join('\n')}`;
-        p.reject(err);
-      } else {
-        p.resolve(reply);
-      }
-    });
-    worker.on('error', (e) => this.fail(new Error(`replica ${index} crashed: ${e.message}`)));
-    worker.on('exit', (code) => this.fail(new Error(`replica ${index} exited with code ${code}`)));
+    this.channel = new ThreadChannel(`replica ${index}`, worker);
   }
 
-  request<T extends ReplicaReply['type']>(
+  async request<T extends ReplicaReply['type']>(
     msg: ReplicaRequestBody,
     transfer: ArrayBuffer[] = [],
     expect?: T,
   ): Promise<Extract<ReplicaReply, { type: T }>> {
-    if (this.failure) return Promise.reject(this.failure);
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, {
-        resolve: (r) => {
-          if (expect && r.type !== expect)
-            reject(new Error(`replica ${this.index}: expected ${expect}, got ${r.type}`));
-          else resolve(r as Extract<ReplicaReply, { type: T }>);
-        },
-        reject,
-      });
-      this.worker.postMessage({ ...msg, id } as ReplicaRequest, transfer);
-    });
+    const reply = await this.channel.request(msg, transfer);
+    if (expect && reply.type !== expect)
+      throw new Error(`replica ${this.index}: expected ${expect}, got ${reply.type}`);
+    return reply as Extract<ReplicaReply, { type: T }>;
   }
 
-  private fail(e: Error): void {
-    this.failure ??= e;
-    for (const p of this.pending.values()) p.reject(e);
-    this.pending.clear();
-  }
-
-  async terminate(): Promise<void> {
-    this.worker.removeAllListeners('exit');
-    this.fail(new Error(`replica ${this.index} was disposed`));
-    await this.worker.terminate();
+  terminate(): Promise<void> {
+    return this.channel.close();
   }
 }
 
