@@ -59,6 +59,24 @@ test('the import job wrote a dataset the API can see', async () => {
   expect(answer.body.classes).toHaveLength(10);
 });
 
+test('the worker announces its backend, cores and parallelism settings on /health', async () => {
+  const health = await waitFor(
+    async () => {
+      const answer = await stack.http<{ workers: { list: Record<string, unknown>[] } }>('GET', '/health');
+      return answer.body.workers.list.find((w) => w.trainReplicas === '2') ?? null;
+    },
+    10_000,
+    'the worker heartbeat',
+  );
+  expect(health).toMatchObject({
+    backend: 'wasm',
+    deviceClass: 'cpu',
+    trainReplicas: '2',
+    dataThreads: 'auto',
+  });
+  expect(health.cores).toBeGreaterThanOrEqual(1);
+});
+
 test('a two-shard run completes: both checkpoints committed, every step has a metrics line', async () => {
   const created = await stack.createRun('two-shards');
   expect(created).toMatchObject({ status: 'queued', totalSteps: 4, stepsPerShard: 2, numShards: 2 });

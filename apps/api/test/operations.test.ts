@@ -22,6 +22,9 @@ beforeAll(async () => {
     deviceClass: 'gpu',
     backend: 'tensorflow-gpu',
     kernels: 'cuda',
+    cores: 8,
+    trainReplicas: 'auto',
+    dataThreads: '2',
     queues: ['train-gpu'],
     startedAt: new Date().toISOString(),
     lastSeen: new Date().toISOString(),
@@ -45,7 +48,14 @@ describe('GET /health', () => {
     expect(res.body.workers.byDeviceClass.gpu).toBeGreaterThanOrEqual(1);
     expect(res.body.workers.list).toEqual(
       expect.arrayContaining([
-        expect.objectContaining({ workerId, deviceClass: 'gpu', backend: 'tensorflow-gpu' }),
+        expect.objectContaining({
+          workerId,
+          deviceClass: 'gpu',
+          backend: 'tensorflow-gpu',
+          cores: 8,
+          trainReplicas: 'auto',
+          dataThreads: '2',
+        }),
       ]),
     );
     expect((await t.http.get('/health/live')).body).toEqual({ status: 'ok' });

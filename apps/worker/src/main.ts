@@ -1,4 +1,4 @@
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
@@ -153,6 +153,9 @@ export async function startWorker(options: StartWorkerOptions = {}): Promise<Run
       deviceClass,
       backend: backend.name,
       kernels: backend.kernels,
+      cores: availableParallelism(),
+      trainReplicas: String(settings.trainReplicas),
+      dataThreads: String(settings.dataThreads),
       queues,
       startedAt,
       lastSeen: new Date().toISOString(),

@@ -8,6 +8,10 @@ export interface WorkerAnnouncement {
   deviceClass: DeviceClass;
   backend: string;
   kernels: string;
+  /** Cores the worker sees, and its replica and augmentation-thread settings (`auto` or a count). */
+  cores: number;
+  trainReplicas: string;
+  dataThreads: string;
   queues: string[];
   startedAt: string;
   lastSeen: string;
