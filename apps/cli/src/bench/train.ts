@@ -183,7 +183,10 @@ async function throughput(
     const t = m.timings;
     if (!t) return [];
     const compute = t.computeMs.map((c) => c.toFixed(0)).join('/');
-    return [`compute ${compute}, apply ${t.applyMs.toFixed(0)}, exchange ${t.exchangeMs.toFixed(0)}`];
+    return [
+      `compute ${compute}, pack ${t.packMs.toFixed(0)}, sum ${t.sumMs.toFixed(0)}, apply ${t.applyMs.toFixed(0)},` +
+        ` exchange ${t.exchangeMs.toFixed(0)}`,
+    ];
   });
   if (breakdown.length > 0) console.log(`  per step (ms): ${breakdown.join('; ')}`);
   return row;

@@ -43,9 +43,13 @@ export interface ParallelOptions {
 export interface ReplicaTimings {
   /** Forward + backward of each replica, in replica order. */
   computeMs: number[];
+  /** Slowest replica's copy of its gradients out of its tensors. */
+  packMs: number;
+  /** Summing the replicas' gradients in this thread. */
+  sumMs: number;
   /** Slowest replica's optimizer update (clip, AdamW, EMA, center, gradient upload). */
   applyMs: number;
-  /** The rest of the step: sharing the batch, moving and summing gradients, waiting. */
+  /** The rest of the step: sharing the batch, moving gradients between threads, waiting. */
   exchangeMs: number;
 }
 
@@ -287,6 +291,7 @@ export class DataParallelTrainer implements ReplicatedTrainer {
         );
       }),
     );
+    const sumStart = performance.now();
     // Replica order is fixed, so every run adds the parts up in the same order.
     const names = parts[0].names;
     const grads = parts[0].grads;
@@ -308,6 +313,7 @@ export class DataParallelTrainer implements ReplicatedTrainer {
       entropy += p.teacherEntropy;
       kl += p.klTeacherStudent;
     }
+    const sumMs = performance.now() - sumStart;
     // Nothing was updated yet, so a NaN leaves every replica as it was.
     if (!Number.isFinite(loss)) throw new NonFiniteLossError(step, loss);
 
@@ -335,8 +341,10 @@ export class DataParallelTrainer implements ReplicatedTrainer {
     const stepMs = performance.now() - t0;
     const computeMs = parts.map((p) => p.computeMs);
     const applyMs = Math.max(...applied.map((a) => a.applyMs));
+    const packMs = Math.max(...parts.map((p) => p.packMs));
+    const slowest = Math.max(...parts.map((p) => p.computeMs + p.packMs));
     return {
-      timings: { computeMs, applyMs, exchangeMs: stepMs - Math.max(...computeMs) - applyMs },
+      timings: { computeMs, packMs, sumMs, applyMs, exchangeMs: stepMs - slowest - sumMs - applyMs },
       loss,
       teacherEntropy: entropy,
       klTeacherStudent: kl,

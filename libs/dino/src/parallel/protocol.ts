@@ -64,6 +64,8 @@ export type ReplicaReply =
       klTeacherStudent: number;
       /** Forward + backward time in the replica. */
       computeMs: number;
+      /** Copying the gradients out of the tensors into the reply. */
+      packMs: number;
     }
   | { id: number; type: 'applied'; maxGradNorm: number; step: number; numTensors: number; applyMs: number }
   | { id: number; type: 'checkpoint'; files: Record<string, Uint8Array> }

@@ -79,6 +79,7 @@ async function handle(msg: ReplicaRequest): Promise<{ reply: ReplicaReply; trans
       try {
         const { flat, names } = flatten(part.grads, s.student.keys());
         const teacherSum = Float32Array.from(part.teacherSum.dataSync() as Float32Array);
+        const packMs = performance.now() - t0 - computeMs;
         return {
           reply: {
             id: msg.id,
@@ -90,6 +91,7 @@ async function handle(msg: ReplicaRequest): Promise<{ reply: ReplicaReply; trans
             teacherEntropy: part.teacherEntropy,
             klTeacherStudent: part.klTeacherStudent,
             computeMs,
+            packMs,
           },
           transfer: [flat.buffer as ArrayBuffer, teacherSum.buffer as ArrayBuffer],
         };
