@@ -193,8 +193,14 @@ export async function trainShard(
 
   const replicas = resolveReplicas(ctx.trainReplicas, ctx.backend, config.train.batchSize);
   const dataThreads = resolveDataThreads(ctx.dataThreads, replicas);
-  const trainer = await openTrainer(ctx, runId, config, run.datasetSize, plan.resumeFrom, replicas);
   const pool = dataThreads > 0 ? AugmentPool.start(data, dataThreads) : undefined;
+  let trainer: ReplicatedTrainer;
+  try {
+    trainer = await openTrainer(ctx, runId, config, run.datasetSize, plan.resumeFrom, replicas);
+  } catch (error) {
+    await pool?.close();
+    throw error;
+  }
   try {
     if (trainer.totalSteps !== run.totalSteps) {
       throw new UnrecoverableJobError(
