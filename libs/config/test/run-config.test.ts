@@ -73,7 +73,7 @@ describe('run config', () => {
     expect(b.model).toMatchObject({ patchSize: 4, gelu: 'exact', mlpRatio: 4 });
     expect(b.head).toMatchObject({ outDim: 4096, hiddenDim: 2048, bottleneckDim: 256, nlayers: 3 });
     expect(b.augment).toMatchObject({ globalCropSize: 32, localCropSize: 16, localCropsNumber: 6 });
-    expect(b.train.batchSize).toBe(64);
+    expect(b.train).toMatchObject({ batchSize: 64, microBatchSize: 16 });
   });
 
   it('applies overrides over a preset and validates the result', () => {

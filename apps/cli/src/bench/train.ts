@@ -24,7 +24,7 @@ import {
 import { argValue, benchSplit, peakRssMiB } from './bench-data';
 
 /**
- * npm run bench:train [-- --preset bench-ref,fmnist-tiny --steps 3 --warmup 1 --micro 32 --replicas 1,2]
+ * npm run bench:train [-- --preset bench-ref,fmnist-tiny --steps 3 --warmup 1 --replicas 1,2] [--micro N]
  *                     [--blas-threads N]   (per replica; default ⌊cores / replicas⌋)
  *                     [--data-threads auto|N]   (augmentation threads; auto: 1 with one replica, else 0)
  * npm run bench:train -- --long [--replicas 1,2] [--long-steps 1000]
