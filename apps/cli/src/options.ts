@@ -1,5 +1,5 @@
 import { parseDataThreads, type DataThreadSetting } from '@dinoq/data';
-import type { ReplicaSetting } from '@dinoq/dino';
+import { parseReplicaSetting, type ReplicaSetting } from '@dinoq/dino';
 import * as fs from 'node:fs';
 import { mergeConfig, presetNames, resolveRunConfig, type PresetName, type RunConfig } from '@dinoq/config';
 
@@ -53,13 +53,9 @@ export function positiveInt(name: string) {
   };
 }
 
-/** `auto` or a positive integer: data-parallel replicas (see resolveReplicas). */
+/** `auto` or a replica count (see resolveReplicas). */
 export function replicaSetting(v: string): ReplicaSetting {
-  if (v === 'auto') return 'auto';
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1)
-    throw new Error(`--replicas must be "auto" or a positive integer, got "${v}"`);
-  return n;
+  return parseReplicaSetting(v, '--replicas');
 }
 
 /** `auto` or a non-negative integer: augmentation threads (see resolveDataThreads). */

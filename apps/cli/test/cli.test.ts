@@ -90,7 +90,7 @@ describe('dinoq CLI', () => {
     const lines = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n');
     expect(lines.map((l) => (JSON.parse(l) as { replicas: number }).replicas)).toEqual([1, 1, 2]);
     await expect(run('train', '--replicas', '0')).rejects.toThrow(
-      /--replicas must be "auto" or a positive integer, got "0"/,
+      /--replicas must be "auto" or an integer in \[1, 256\], got "0"/,
     );
     await expect(run('train', '--data-threads', '-1')).rejects.toThrow(/--data-threads must be "auto"/);
     const knn = await run('knn', '--data-dir', dataDir, '--run', 'r1', '--ks', '5,20');

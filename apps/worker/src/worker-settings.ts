@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { QUEUE_PREFIX, QueueName, allQueues, type DeviceClass } from '@dinoq/jobs';
 import type { StorageEnv } from '@dinoq/storage';
-import type { ReplicaSetting } from '@dinoq/dino';
+import { parseReplicaSetting, type ReplicaSetting } from '@dinoq/dino';
 import { parseDataThreads, type DataThreadSetting } from '@dinoq/data';
 
 const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -103,17 +103,14 @@ const envSchema = z.object({
   DINOQ_DATASET_CACHE_MB: integerSetting('DINOQ_DATASET_CACHE_MB', 1024, 0, 1_048_576),
   DINOQ_TRAIN_REPLICAS: z
     .string()
-    .trim()
     .optional()
     .transform((raw, ctx): ReplicaSetting => {
-      if (raw === undefined || raw === '' || raw === 'auto') return 'auto';
-      const value = Number(raw);
-      if (Number.isInteger(value) && value >= 1 && value <= 256) return value;
-      ctx.addIssue({
-        code: 'custom',
-        message: `DINOQ_TRAIN_REPLICAS must be "auto" or an integer in [1, 256], got "${raw}"`,
-      });
-      return z.NEVER;
+      try {
+        return parseReplicaSetting(raw, 'DINOQ_TRAIN_REPLICAS');
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
     }),
   DINOQ_DATA_THREADS: z
     .string()

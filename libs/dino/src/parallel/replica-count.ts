@@ -21,3 +21,11 @@ export function resolveReplicas(
     throw new Error(`replicas must be a positive integer or "auto", got ${String(setting)}`);
   return Math.max(1, Math.min(wanted, batchSize));
 }
+
+/** Parses `auto` or an integer in [1, 256], naming `field` when it is neither. */
+export function parseReplicaSetting(raw: string | undefined, field: string): ReplicaSetting {
+  if (raw === undefined || raw.trim() === '' || raw.trim() === 'auto') return 'auto';
+  const n = Number(raw);
+  if (Number.isInteger(n) && n >= 1 && n <= 256) return n;
+  throw new Error(`${field} must be "auto" or an integer in [1, 256], got "${raw}"`);
+}
