@@ -31,6 +31,21 @@ function integerSetting(name: string, fallback: number, min: number, max: number
     });
 }
 
+/** A variable read by a parser shared with other entry points; its error becomes the issue. */
+function parsedSetting<T>(parse: (raw: string | undefined) => T) {
+  return z
+    .string()
+    .optional()
+    .transform((raw, ctx): T => {
+      try {
+        return parse(raw);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+    });
+}
+
 const queueList = z
   .string()
   .trim()
@@ -101,28 +116,8 @@ const envSchema = z.object({
       return z.NEVER;
     }),
   DINOQ_DATASET_CACHE_MB: integerSetting('DINOQ_DATASET_CACHE_MB', 1024, 0, 1_048_576),
-  DINOQ_TRAIN_REPLICAS: z
-    .string()
-    .optional()
-    .transform((raw, ctx): ReplicaSetting => {
-      try {
-        return parseReplicaSetting(raw, 'DINOQ_TRAIN_REPLICAS');
-      } catch (error) {
-        ctx.addIssue({ code: 'custom', message: (error as Error).message });
-        return z.NEVER;
-      }
-    }),
-  DINOQ_DATA_THREADS: z
-    .string()
-    .optional()
-    .transform((raw, ctx): DataThreadSetting => {
-      try {
-        return parseDataThreads(raw, 'DINOQ_DATA_THREADS');
-      } catch (error) {
-        ctx.addIssue({ code: 'custom', message: (error as Error).message });
-        return z.NEVER;
-      }
-    }),
+  DINOQ_TRAIN_REPLICAS: parsedSetting((raw) => parseReplicaSetting(raw, 'DINOQ_TRAIN_REPLICAS')),
+  DINOQ_DATA_THREADS: parsedSetting((raw) => parseDataThreads(raw, 'DINOQ_DATA_THREADS')),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
