@@ -2,6 +2,9 @@ import { createCipheriv } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import S3rver = require('s3rver');
+import AWSAccount = require('s3rver/lib/models/account');
+import { signedRequestsOnly, type EmbeddedS3Credentials } from './embedded-s3-auth';
+import { AtomicFilesystemStore, conditionalWrites } from './embedded-s3-writes';
 
 /*
  * s3rver in this process, for local runs and tests.
@@ -14,7 +17,7 @@ import S3rver = require('s3rver');
  * `continuationTokensSupported()`).
  */
 
-/** s3rver accepts only this key pair (it checks signatures). */
+/** The key pair the embedded server accepts unless it is given another (`credentials`). */
 export const EMBEDDED_S3_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
 export const EMBEDDED_S3_REGION = 'us-east-1';
 
@@ -25,7 +28,10 @@ export interface EmbeddedS3Options {
   port?: number;
   /** Created at start unless it exists. */
   bucket: string;
+  /** A loopback address (127.0.0.0/8, ::1 or localhost): the server is a local store, never exposed. */
   address?: string;
+  /** Every request must be signed with this pair (Signature Version 4). */
+  credentials?: EmbeddedS3Credentials;
 }
 
 export interface EmbeddedS3 {
@@ -50,6 +56,26 @@ export function continuationTokensSupported(): boolean {
   }
 }
 
+const LOOPBACK = /^(127(\.\d{1,3}){3}|::1|localhost)$/;
+
+/**
+ * Signed requests only (see embedded-s3-auth.ts), atomic object files and honoured write
+ * preconditions (see embedded-s3-writes.ts), all ahead of s3rver's router.
+ */
+function harden(server: S3rver, directory: string, credentials: EmbeddedS3Credentials): void {
+  // s3rver's own check needs the key id in its registry before it lets a V4 request through.
+  AWSAccount.DUMMY_ACCOUNT.createKeyPair(credentials.accessKeyId, credentials.secretAccessKey);
+  const store = new AtomicFilesystemStore(directory);
+  server.store = store;
+  server.context.store = store;
+  server.middleware.splice(
+    server.middleware.length - 1,
+    0,
+    signedRequestsOnly(credentials),
+    conditionalWrites(),
+  );
+}
+
 export async function startEmbeddedS3(options: EmbeddedS3Options): Promise<EmbeddedS3> {
   const { bucket } = options;
   if (!BUCKET_NAME.test(bucket)) {
@@ -60,6 +86,11 @@ export async function startEmbeddedS3(options: EmbeddedS3Options): Promise<Embed
   const directory = resolve(options.directory);
   await mkdir(directory, { recursive: true });
   const address = options.address ?? '127.0.0.1';
+  if (!LOOPBACK.test(address)) {
+    throw new Error(
+      `embedded S3 address ${JSON.stringify(address)}: must be a loopback address; use MinIO or S3 beyond this machine`,
+    );
+  }
   const server = new S3rver({
     address,
     port: options.port ?? 0,
@@ -68,6 +99,7 @@ export async function startEmbeddedS3(options: EmbeddedS3Options): Promise<Embed
     resetOnClose: false,
     configureBuckets: [{ name: bucket }],
   });
+  harden(server, directory, options.credentials ?? EMBEDDED_S3_CREDENTIALS);
   let info;
   try {
     info = await server.run();

@@ -45,3 +45,14 @@ export class StorageError extends Error {
     super(message, options);
   }
 }
+
+/** An object exists but its bytes are not the record they should be (not JSON, or not the schema). */
+export class UnreadableObjectError extends Error {
+  override readonly name = 'UnreadableObjectError';
+  constructor(
+    readonly key: string,
+    readonly reason: string,
+  ) {
+    super(`${key} cannot be read: ${reason}`);
+  }
+}

@@ -1,8 +1,21 @@
 export { createS3Client, S3_CLIENT_DEFAULTS, type S3ClientOptions } from './s3-client';
-export { ObjectStore, type ObjectStoreOptions, type PutStreamOptions, type ByteRange } from './object-store';
+export {
+  ObjectStore,
+  type ObjectStoreOptions,
+  type PutStreamOptions,
+  type ByteRange,
+  type Versioned,
+  type WriteCondition,
+} from './object-store';
 export type { ListingMode, ObjectSummary } from './bucket-listing';
 export { KeyListing } from './key-listing';
-export { NotFoundError, InvalidIdError, ChecksumMismatchError, StorageError } from './errors';
+export {
+  NotFoundError,
+  InvalidIdError,
+  ChecksumMismatchError,
+  StorageError,
+  UnreadableObjectError,
+} from './errors';
 export * from './keys';
 export {
   commitCheckpoint,

@@ -119,6 +119,11 @@ export function runRecordKey(runId: string): string {
   return `${runPrefix(runId)}run.json`;
 }
 
+/** What a run was created with and never changes: the source a broken run.json is rebuilt from. */
+export function runSpecKey(runId: string): string {
+  return `${runPrefix(runId)}spec.json`;
+}
+
 export function checkpointsPrefix(runId: string): string {
   return `${runPrefix(runId)}checkpoints/`;
 }

@@ -12,7 +12,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { BucketLister, type ListingMode, type ObjectSummary } from './bucket-listing';
-import { InvalidIdError, NotFoundError, StorageError } from './errors';
+import { InvalidIdError, NotFoundError, StorageError, UnreadableObjectError } from './errors';
 import { KeyListing } from './key-listing';
 import { describeError, httpStatusOf, isMissingObject } from './s3-errors';
 
@@ -34,6 +34,19 @@ export interface PutStreamOptions {
   /** Parts uploaded in parallel; memory use is about partSizeBytes × partsInParallel. */
   partsInParallel?: number;
 }
+
+/** A value with the ETag of the object it was read from, for compare-and-swap. */
+export interface Versioned<T> {
+  value: T;
+  etag: string;
+}
+
+/**
+ * When a conditional write may happen: only if no object exists under the key, or only if the
+ * object still has the ETag it was read with. AWS S3 and MinIO honour both; so does the embedded
+ * server (see embedded-s3-writes.ts).
+ */
+export type WriteCondition = { ifAbsent: true } | { ifEtag: string };
 
 /** Inclusive byte range, as in an HTTP `Range` header. */
 export interface ByteRange {
@@ -66,6 +79,12 @@ function checkSegments(path: string, field: string): void {
       throw new InvalidIdError(field, path, 'must not contain empty, "." or ".." segments');
     }
   }
+}
+
+function jsonBytes(key: string, value: unknown, described: string): Uint8Array {
+  const text = JSON.stringify(value, null, 2);
+  if (text === undefined) throw new StorageError(`cannot store ${described}: value is not JSON`);
+  return new TextEncoder().encode(`${text}\n`);
 }
 
 /** One bucket of an S3-compatible server, with the operations this project needs. */
@@ -120,21 +139,58 @@ export class ObjectStore {
     }
   }
 
-  /** Parsed JSON, or null when the object does not exist. */
+  /**
+   * Parsed JSON, or null when the object does not exist.
+   * @throws UnreadableObjectError naming the key when the bytes are not JSON.
+   */
   async getJson<T>(key: string): Promise<T | null> {
+    return (await this.getJsonVersioned<T>(key))?.value ?? null;
+  }
+
+  /** Parsed JSON with the ETag it was read at, or null when the object does not exist. */
+  async getJsonVersioned<T>(key: string): Promise<Versioned<T> | null> {
+    assertKey(key);
     let bytes: Uint8Array;
+    let etag: string;
     try {
-      bytes = await this.getBytes(key);
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      if (!out.Body) throw new StorageError(`GetObject ${this.describe(key)} returned no body`);
+      bytes = await out.Body.transformToByteArray();
+      etag = out.ETag ?? '';
     } catch (error) {
-      if (error instanceof NotFoundError) return null;
-      throw error;
+      const failure = this.fail('GetObject', key, error);
+      if (failure instanceof NotFoundError) return null;
+      throw failure;
     }
     try {
-      return JSON.parse(new TextDecoder().decode(bytes)) as T;
+      return { value: JSON.parse(new TextDecoder().decode(bytes)) as T, etag };
     } catch (error) {
-      throw new StorageError(`${this.describe(key)} is not valid JSON: ${describeError(error)}`, {
-        cause: error,
-      });
+      throw new UnreadableObjectError(key, `not valid JSON (${(error as Error).message})`);
+    }
+  }
+
+  /**
+   * Writes JSON only when `condition` holds; returns the new ETag, or null when it did not hold
+   * (another writer got there first). With `ifEtag`, a deleted object also counts as not holding.
+   */
+  async putJsonIf(key: string, value: unknown, condition: WriteCondition): Promise<string | null> {
+    assertKey(key);
+    const body = jsonBytes(key, value, this.describe(key));
+    try {
+      const out = await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: body,
+          ContentType: JSON_TYPE,
+          ...('ifAbsent' in condition ? { IfNoneMatch: '*' } : { IfMatch: condition.ifEtag }),
+        }),
+      );
+      return out.ETag ?? '';
+    } catch (error) {
+      const status = httpStatusOf(error);
+      if (status === 412 || status === 409 || (status === 404 && 'ifEtag' in condition)) return null;
+      throw this.fail('PutObject', key, error);
     }
   }
 
@@ -149,11 +205,7 @@ export class ObjectStore {
     }
   }
 
-  /**
-   * Writes only if no object exists under the key (`If-None-Match: *`); false when one does.
-   * Servers without conditional writes (s3rver) ignore the condition, so callers check
-   * `exists` first and treat this as protection against concurrent writers on real S3/MinIO.
-   */
+  /** Writes only if no object exists under the key (`If-None-Match: *`); false when one does. */
   async putBytesIfAbsent(key: string, bytes: Uint8Array, contentType = OCTET_STREAM): Promise<boolean> {
     assertKey(key);
     try {
@@ -174,9 +226,7 @@ export class ObjectStore {
   }
 
   async putJson(key: string, value: unknown): Promise<void> {
-    const text = JSON.stringify(value, null, 2);
-    if (text === undefined) throw new StorageError(`cannot store ${this.describe(key)}: value is not JSON`);
-    await this.putBytes(key, new TextEncoder().encode(`${text}\n`), JSON_TYPE);
+    await this.putBytes(key, jsonBytes(key, value, this.describe(key)), JSON_TYPE);
   }
 
   /** Uploads a stream. A stream body is consumed once, so a failed request is not retried. */
@@ -220,6 +270,18 @@ export class ObjectStore {
       return true;
     } catch (error) {
       if (isMissingObject(error)) return false;
+      throw this.fail('HeadObject', key, error);
+    }
+  }
+
+  /** The object's ETag, or null when it does not exist. */
+  async etag(key: string): Promise<string | null> {
+    assertKey(key);
+    try {
+      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return out.ETag ?? '';
+    } catch (error) {
+      if (isMissingObject(error)) return null;
       throw this.fail('HeadObject', key, error);
     }
   }

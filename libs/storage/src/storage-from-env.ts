@@ -15,7 +15,11 @@ export interface StorageEnv {
   S3_ENDPOINT?: string;
   S3_BUCKET?: string;
   S3_REGION?: string;
-  /** With an endpoint and no keys, the SDK's default credential chain applies (IAM roles, profiles). */
+  /**
+   * With an endpoint and no keys, the SDK's default credential chain applies (IAM roles, profiles).
+   * Without an endpoint, the embedded server accepts only requests signed with these keys
+   * (default: EMBEDDED_S3_CREDENTIALS).
+   */
   S3_ACCESS_KEY_ID?: string;
   S3_SECRET_ACCESS_KEY?: string;
   DINOQ_DATA_DIR?: string;
@@ -52,7 +56,12 @@ export async function storageFromEnv(env: StorageEnv = process.env): Promise<Sto
   const endpoint = setting(env, 'S3_ENDPOINT');
 
   if (endpoint === undefined) {
+    const accessKeyId = setting(env, 'S3_ACCESS_KEY_ID');
+    const secretAccessKey = setting(env, 'S3_SECRET_ACCESS_KEY');
+    const credentials =
+      accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : EMBEDDED_S3_CREDENTIALS;
     const embedded = await startEmbeddedS3({
+      credentials,
       // The local data root is shared with the CLI; the embedded server keeps its objects in s3/.
       directory: join(setting(env, 'DINOQ_DATA_DIR') ?? STORAGE_ENV_DEFAULTS.DINOQ_DATA_DIR, 's3'),
       bucket,
@@ -60,7 +69,7 @@ export async function storageFromEnv(env: StorageEnv = process.env): Promise<Sto
     const client = createS3Client({
       endpoint: embedded.endpoint,
       region: EMBEDDED_S3_REGION,
-      ...EMBEDDED_S3_CREDENTIALS,
+      ...credentials,
     });
     const store = new ObjectStore({
       client,
