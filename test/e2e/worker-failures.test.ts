@@ -7,6 +7,7 @@ import type { QueueEvents } from 'bullmq';
 import { Job } from 'bullmq';
 import { QueueName, shardJobId } from '@dinoq/jobs';
 import { checkpointFileKey, checkpointPrefix, listCommitted, metricsKey } from '@dinoq/storage';
+import { ReconcileService } from '../../apps/api/src/reconcile/reconcile.service';
 import { buildWorker } from './helpers/build';
 import { startStack, waitFor, type E2EStack, progressAtLeast } from './helpers/stack';
 import type { LogLine, WorkerProcess } from './helpers/worker-process';
@@ -213,4 +214,47 @@ test('a compute process that dies mid-shard fails the attempt; the worker forks 
     /compute process exited \(code none, signal SIGKILL\) while running job/,
   );
   await e.stop();
+});
+
+test('a shard whose worker is killed twice fails for good in BullMQ; the run makes a new attempt on its own and completes', async () => {
+  const config = { train: { epochs: 30, stepsPerShard: 120 } };
+  await stack.createRun('killed-twice', config);
+  const jobId = shardJobId('killed-twice', 0, 0);
+  for (const name of ['f1', 'f2']) {
+    const worker = stack.startWorker(name);
+    await worker.ready();
+    await progressAtLeast(events, jobId, 1);
+    worker.signal('SIGKILL');
+    await worker.exited;
+  }
+  // A live worker's stall check finds the job stalled a second time: BullMQ fails it for good.
+  const g = stack.startWorker('g');
+  await g.ready();
+  const failed = await waitFor(
+    async () => {
+      const job = await Job.fromId(stack.producer.queue(QueueName.TrainCpu), jobId);
+      return (await job?.getState()) === 'failed' ? job : null;
+    },
+    60_000,
+    'BullMQ to fail the twice-stalled job',
+  );
+  expect(failed?.failedReason).toMatch(/stalled more than allowable limit/);
+  expect((await stack.runs.get('killed-twice')).status).toBe('running');
+
+  // The API's periodic reconciliation sees the failed job of an active run and starts attempt g1.
+  const reconcile = stack.api.app.get(ReconcileService);
+  const run = await waitFor(
+    async () => {
+      await reconcile.reconcileOnce();
+      const current = await stack.runs.get('killed-twice');
+      return current.status === 'completed' ? current : null;
+    },
+    90_000,
+    'the run to complete on a new attempt',
+    500,
+  );
+  expect(run).toMatchObject({ generation: 1, retries: 1, committedSteps: [120], error: null });
+  expect(run.lastRetryReason).toMatch(/stalled more than allowable limit/);
+  expect(await stepsInMetrics('killed-twice', 0)).toEqual(Array.from({ length: 120 }, (_, i) => i));
+  await g.stop();
 });

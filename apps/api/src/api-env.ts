@@ -1,4 +1,9 @@
-import { DEFAULT_RECONCILE_INTERVAL_MS } from './api-options';
+import {
+  DEFAULT_RECONCILE_INTERVAL_MS,
+  DEFAULT_STEP_LIMITS,
+  DEFAULT_UPLOAD_MAX_TOTAL_PIXELS,
+  type StepLimits,
+} from './api-options';
 
 export interface ApiEnv {
   port: number;
@@ -6,6 +11,8 @@ export interface ApiEnv {
   apiKeys: string[];
   authDisabled: boolean;
   reconcileIntervalMs: number;
+  uploadMaxTotalPixels: number;
+  stepLimits: StepLimits;
 }
 
 function integerSetting(
@@ -51,5 +58,28 @@ export function readApiEnv(env: NodeJS.ProcessEnv = process.env): ApiEnv {
     reconcileIntervalMs:
       integerSetting(env, 'DINOQ_RECONCILE_INTERVAL_S', DEFAULT_RECONCILE_INTERVAL_MS / 1000, 0, 86_400) *
       1000,
+    uploadMaxTotalPixels: integerSetting(
+      env,
+      'DINOQ_UPLOAD_MAX_TOTAL_PIXELS',
+      DEFAULT_UPLOAD_MAX_TOTAL_PIXELS,
+      1,
+      Number.MAX_SAFE_INTEGER,
+    ),
+    stepLimits: {
+      maxStepMemoryBytes: integerSetting(
+        env,
+        'DINOQ_MAX_STEP_MEMORY_BYTES',
+        DEFAULT_STEP_LIMITS.maxStepMemoryBytes,
+        1,
+        Number.MAX_SAFE_INTEGER,
+      ),
+      maxStepGflops: integerSetting(
+        env,
+        'DINOQ_MAX_STEP_GFLOPS',
+        DEFAULT_STEP_LIMITS.maxStepGflops,
+        1,
+        Number.MAX_SAFE_INTEGER,
+      ),
+    },
   };
 }

@@ -16,6 +16,10 @@ export interface ApiDeps {
   reconcileIntervalMs?: number;
   /** Runs one reconciliation right after start-up (default true). */
   reconcileOnStart?: boolean;
+  /** Ceilings of one training step's estimated memory and work; unset ones take the defaults. */
+  stepLimits?: Partial<StepLimits>;
+  /** Pixels all images of one attention upload may hold together (header figures, before decoding). */
+  uploadMaxTotalPixels?: number;
 }
 
 export interface ApiOptions {
@@ -26,11 +30,18 @@ export interface ApiOptions {
   queuePrefix: string;
   reconcileIntervalMs: number;
   reconcileOnStart: boolean;
+  stepLimits: StepLimits;
+  uploadMaxTotalPixels: number;
 }
 
 export const API_OPTIONS = Symbol('API_OPTIONS');
 
 export const DEFAULT_RECONCILE_INTERVAL_MS = 30_000;
+/**
+ * Four images at the 4096 × 4096 per-image limit, or sixteen of 2048 × 2048: attention maps are
+ * computed at the run's crop size, so larger uploads buy nothing but decoding time and memory.
+ */
+export const DEFAULT_UPLOAD_MAX_TOTAL_PIXELS = 4 * 4096 * 4096;
 
 export function resolveApiOptions(deps: ApiDeps): ApiOptions {
   const authDisabled = deps.authDisabled ?? false;
@@ -41,6 +52,10 @@ export function resolveApiOptions(deps: ApiDeps): ApiOptions {
   const reconcileIntervalMs = deps.reconcileIntervalMs ?? DEFAULT_RECONCILE_INTERVAL_MS;
   if (!Number.isFinite(reconcileIntervalMs) || reconcileIntervalMs < 0) {
     throw new Error(`reconcileIntervalMs must be a non-negative number, got ${reconcileIntervalMs}`);
+  }
+  const uploadMaxTotalPixels = deps.uploadMaxTotalPixels ?? DEFAULT_UPLOAD_MAX_TOTAL_PIXELS;
+  if (!Number.isSafeInteger(uploadMaxTotalPixels) || uploadMaxTotalPixels < 1) {
+    throw new Error(`uploadMaxTotalPixels must be a positive integer, got ${uploadMaxTotalPixels}`);
   }
   const queuePrefix = deps.queuePrefix ?? QUEUE_PREFIX;
   if (!/^[A-Za-z0-9_-]+$/.test(queuePrefix)) {
@@ -54,5 +69,32 @@ export function resolveApiOptions(deps: ApiDeps): ApiOptions {
     queuePrefix,
     reconcileIntervalMs,
     reconcileOnStart: deps.reconcileOnStart ?? true,
+    stepLimits: resolveStepLimits(deps.stepLimits),
+    uploadMaxTotalPixels,
   };
+}
+
+/**
+ * Runs whose estimated step (libs/config step-cost.ts) exceeds these are refused at submit,
+ * whatever workers are registered. Defaults: 256 GiB, above any single accelerator and most
+ * hosts; 10⁶ GFLOP, twice the paper's ViT-B/16 step (batch 1024, 2 × 224 + 10 × 96 px crops:
+ * 4.9·10⁵ GFLOP).
+ */
+export interface StepLimits {
+  maxStepMemoryBytes: number;
+  maxStepGflops: number;
+}
+
+export const DEFAULT_STEP_LIMITS: StepLimits = { maxStepMemoryBytes: 256 * 1024 ** 3, maxStepGflops: 1e6 };
+
+function resolveStepLimits(limits: Partial<StepLimits> = {}): StepLimits {
+  const resolved: StepLimits = {
+    maxStepMemoryBytes: limits.maxStepMemoryBytes ?? DEFAULT_STEP_LIMITS.maxStepMemoryBytes,
+    maxStepGflops: limits.maxStepGflops ?? DEFAULT_STEP_LIMITS.maxStepGflops,
+  };
+  for (const [name, value] of Object.entries(resolved)) {
+    if (!Number.isFinite(value) || value <= 0)
+      throw new Error(`stepLimits.${name} must be positive, got ${value}`);
+  }
+  return resolved;
 }

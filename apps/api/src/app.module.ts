@@ -22,7 +22,9 @@ import { Datasets } from './repositories/datasets.repository';
 import { JobQueues } from './repositories/job-queues.repository';
 import { RedisRepository } from './repositories/redis.repository';
 import { RunFiles } from './repositories/run-files.repository';
+import { RunIndexRepository } from './repositories/run-index.repository';
 import { RunRecords } from './repositories/run-records.repository';
+import { AdmissionService } from './runs/admission.service';
 import { RunLifecycleService } from './runs/run-lifecycle.service';
 import { RunsController } from './runs/runs.controller';
 import { RunsService } from './runs/runs.service';
@@ -59,10 +61,12 @@ export function createApiModule(deps: ApiDeps): DynamicModule {
       RedisRepository,
       JobQueues,
       RunRecords,
+      RunIndexRepository,
       Datasets,
       RunFiles,
       DatasetsService,
       RunsService,
+      AdmissionService,
       RunLifecycleService,
       EvaluationsService,
       AttentionService,

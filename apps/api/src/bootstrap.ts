@@ -1,12 +1,13 @@
-import type { NextFunction, Request, Response } from 'express';
 import { NestFactory } from '@nestjs/core';
-import type { LogLevel } from '@nestjs/common';
+import type { LogLevel, Type } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { ApiDeps } from './api-options';
 import { createApiModule } from './app.module';
+import { apiKeyMiddleware } from './http/api-key.middleware';
 import { ApiKeyVerifier } from './http/api-key-verifier';
 import { JSON_BODY_LIMIT, UPLOAD_BODY_LIMIT, jsonBody } from './http/body-limits';
 import { setupOpenApi } from './http/openapi';
+import { publicRoutes } from './http/public-routes';
 
 export interface BootstrapOptions extends ApiDeps {
   /** 0 picks a free port. */
@@ -22,31 +23,32 @@ export interface RunningApi {
   close(): Promise<void>;
 }
 
-/** Applies body limits, the docs routes and their auth to an application that has not started yet. */
-export function configureHttp(app: NestExpressApplication, verifier: ApiKeyVerifier): void {
+/**
+ * Applies authentication, body limits and the docs routes to an application that has not started
+ * yet. The key is checked first, so no body of an unauthenticated request is read or inflated.
+ */
+export function configureHttp(
+  app: NestExpressApplication,
+  verifier: ApiKeyVerifier,
+  controllers: readonly Type[],
+): void {
   app.disable('x-powered-by');
+  app.use(apiKeyMiddleware(verifier, publicRoutes(controllers)));
   // The upload route gets its larger limit first; the general parser then skips parsed bodies.
   app.use('/runs/:id/attention', jsonBody(UPLOAD_BODY_LIMIT));
   app.use(jsonBody(JSON_BODY_LIMIT));
-  // Swagger UI is served outside Nest's router, so the global guard does not see it.
-  const docsAuth = (req: Request, res: Response, next: NextFunction) => {
-    const outcome = verifier.verify(req.headers.authorization);
-    if (outcome.ok) return next();
-    res.setHeader('WWW-Authenticate', 'Bearer realm="dinoq"');
-    res.status(401).json({ statusCode: 401, error: 'Unauthorized', message: outcome.reason });
-  };
-  app.use(['/docs', '/docs-json'], docsAuth);
   setupOpenApi(app);
 }
 
 /** Builds the application without listening (supertest can drive `app.getHttpServer()`). */
 export async function createApiApp(options: BootstrapOptions): Promise<NestExpressApplication> {
-  const app = await NestFactory.create<NestExpressApplication>(createApiModule(options), {
+  const apiModule = createApiModule(options);
+  const app = await NestFactory.create<NestExpressApplication>(apiModule, {
     bodyParser: false,
     logger: options.logger ?? ['log', 'warn', 'error'],
     abortOnError: false,
   });
-  configureHttp(app, app.get(ApiKeyVerifier));
+  configureHttp(app, app.get(ApiKeyVerifier), apiModule.controllers ?? []);
   return app;
 }
 

@@ -39,6 +39,8 @@ async function main(): Promise<void> {
     apiKeys: env.apiKeys,
     authDisabled: env.authDisabled,
     reconcileIntervalMs: env.reconcileIntervalMs,
+    stepLimits: env.stepLimits,
+    uploadMaxTotalPixels: env.uploadMaxTotalPixels,
     port: env.port,
     host: env.host,
     logger: logLevels,

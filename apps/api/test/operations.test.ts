@@ -37,8 +37,8 @@ afterAll(async () => {
 });
 
 describe('GET /health', () => {
-  it('answers without a key with Redis, storage and workers', async () => {
-    const res = await t.http.get('/health');
+  it('answers with a key with Redis, storage and workers', async () => {
+    const res = await t.http.get('/health').set(AUTH);
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({
       status: 'ok',
@@ -79,7 +79,7 @@ describe('GET /health', () => {
       logger: false,
     });
     try {
-      const res = await request(api.app.getHttpServer()).get('/health');
+      const res = await request(api.app.getHttpServer()).get('/health').set('Authorization', 'Bearer k');
       expect(res.status).toBe(503);
       expect(res.body).toMatchObject({
         status: 'unavailable',
@@ -144,6 +144,7 @@ describe('OpenAPI', () => {
         '/datasets',
         '/datasets/import',
         '/datasets/{name}',
+        '/datasets/{name}/import',
         '/health',
         '/health/live',
         '/metrics',
@@ -157,6 +158,7 @@ describe('OpenAPI', () => {
         '/runs/{id}/evaluations',
         '/runs/{id}/evaluations/{evalId}',
         '/runs/{id}/metrics',
+        '/runs/{id}/repair',
         '/runs/{id}/resume',
         '/schedules',
         '/schedules/{id}',
@@ -221,10 +223,13 @@ describe('configuration and helpers', () => {
     const good = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#808080' } })
       .png()
       .toBuffer();
-    await expect(checkDecodes(decodeUpload(good.toString('base64'), 'f'), 'f')).resolves.toBeUndefined();
+    const size = { width: 8, height: 8 };
+    await expect(
+      checkDecodes(decodeUpload(good.toString('base64'), 'f'), size, 'f'),
+    ).resolves.toBeUndefined();
     const cut = good.subarray(0, good.length - 20);
     await expect(
-      checkDecodes(decodeUpload(cut.toString('base64'), 'images.upload.1'), 'images.upload.1'),
+      checkDecodes(decodeUpload(cut.toString('base64'), 'images.upload.1'), size, 'images.upload.1'),
     ).rejects.toThrow(/images\.upload\.1: does not decode as png/);
   });
 });

@@ -86,25 +86,49 @@ describe('reconciliation', () => {
     expect(report.requeued.map((entry) => entry.runId)).toEqual(['rc-gpu']);
   });
 
-  it('reports a finished job that should still be pending instead of re-adding it', async () => {
-    await t.flushQueues();
+  /** Adds the shard job and lets a real BullMQ worker fail it for good, as after its last attempt. */
+  async function failForGood(jobId: string, reason: string) {
     await t
       .queue(QueueName.TrainGpu)
-      .add(
-        'train-shard',
-        { runId: 'rc-gpu', shard: 0, fromStep: 0, toStep: 50 },
-        { jobId: 'rc-gpu-g2-shard-0', attempts: 1 },
-      );
-    // A worker that fails the shard for good but dies before recording it in run.json.
-    const worker = new Worker(QueueName.TrainGpu, async () => Promise.reject(new Error('out of memory')), {
+      .add('train-shard', { runId: 'rc-gpu', shard: 0, fromStep: 0, toStep: 50 }, { jobId, attempts: 1 });
+    const worker = new Worker(QueueName.TrainGpu, async () => Promise.reject(new Error(reason)), {
       connection: redisConnection,
       prefix: t.prefix,
     });
     await new Promise<void>((resolve) => worker.once('failed', () => resolve()));
     await worker.close();
+  }
+
+  it('starts a new attempt of a shard whose job failed for good, within the run-level retry budget', async () => {
+    await t.flushQueues();
+    // A worker that fails the shard for good but dies before recording it in run.json.
+    await failForGood('rc-gpu-g2-shard-0', 'out of memory');
     const report = await reconcile.reconcileOnce();
     expect(report.requeued).toEqual([]);
-    expect(report.stuck).toEqual([{ runId: 'rc-gpu', jobId: 'rc-gpu-g2-shard-0', state: 'failed' }]);
+    expect(report.stuck).toEqual([
+      { runId: 'rc-gpu', jobId: 'rc-gpu-g2-shard-0', state: 'failed', outcome: 'retried' },
+    ]);
+    expect(await liveJobIds(QueueName.TrainGpu)).toEqual(['rc-gpu-g3-shard-0']);
+    const run = runRecordSchema.parse(await t.store.getJson(runRecordKey('rc-gpu')));
+    expect(run).toMatchObject({ status: 'queued', generation: 3, retries: 1, error: null });
+    expect(run.lastRetryReason).toMatch(/shard 0 \(job rc-gpu-g2-shard-0\) failed: out of memory/);
+    // A second pass over the same failure changes nothing.
+    expect((await reconcile.reconcileOnce()).stuck).toEqual([]);
+  });
+
+  it('fails the run with the reason once its retry budget is spent', async () => {
+    await t.flushQueues();
+    await setRun('rc-gpu', { retries: 3, retryBudget: 3 });
+    await failForGood('rc-gpu-g3-shard-0', 'job stalled more than allowable limit');
+    const report = await reconcile.reconcileOnce();
+    expect(report.stuck).toEqual([
+      { runId: 'rc-gpu', jobId: 'rc-gpu-g3-shard-0', state: 'failed', outcome: 'failed' },
+    ]);
+    expect(await liveJobIds(QueueName.TrainGpu)).toEqual([]);
+    const run = runRecordSchema.parse(await t.store.getJson(runRecordKey('rc-gpu')));
+    expect(run.status).toBe('failed');
+    expect(run.error).toMatch(/job stalled more than allowable limit \(run-level retries spent: 3 of 3\)$/);
+    await setRun('rc-gpu', { status: 'running' });
   });
 
   it('does nothing while another replica holds the lock', async () => {
@@ -136,9 +160,9 @@ describe('reconciliation', () => {
         }
         return [];
       };
-      expect(await waitForJob()).toEqual(['rc-gpu-g2-shard-0']);
+      expect(await waitForJob()).toEqual(['rc-gpu-g3-shard-0']);
       await t.flushQueues();
-      expect(await waitForJob()).toEqual(['rc-gpu-g2-shard-0']);
+      expect(await waitForJob()).toEqual(['rc-gpu-g3-shard-0']);
     } finally {
       await replica.close();
     }

@@ -243,7 +243,7 @@ describe('GET /runs', () => {
     });
 
     const list = await t.http.get('/runs').set(AUTH);
-    expect(list.body.map((run: { runId: string }) => run.runId)).toEqual(
+    expect(list.body.runs.map((run: { runId: string }) => run.runId)).toEqual(
       expect.arrayContaining(['run-cpu', 'run-progress']),
     );
 

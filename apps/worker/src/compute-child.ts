@@ -3,10 +3,11 @@
  * caches decoded datasets between jobs, and runs one job at a time as the parent asks over IPC.
  * All tensor work happens here, so the parent's event loop stays free to renew BullMQ locks.
  */
-import { parseJob, RunRepository } from '@dinoq/jobs';
+import { parseJob } from '@dinoq/jobs';
 import { storageFromEnv } from '@dinoq/storage';
 import { selectBackend } from '@dinoq/dino';
 import { DatasetCache } from './compute/dataset-cache';
+import { failFastRedis, indexedRunRepository } from './run-records';
 import { readWorkerSettings } from './worker-settings';
 import { AbandonFlag, type ComputeContext, type JobScope } from './compute/job-scope';
 import {
@@ -50,6 +51,16 @@ async function runJob(ctx: ComputeContext, job: ComputeJob, scope: JobScope): Pr
       throw new Error(`the compute process has no handler for job "${String(name)}"`);
     }
   }
+}
+
+function runRecordsOf(
+  store: Parameters<typeof indexedRunRepository>[0],
+  redisUrl: string,
+  queuePrefix: string,
+) {
+  const redis = failFastRedis(redisUrl);
+  redis.on('error', () => undefined);
+  return indexedRunRepository(store, redis, queuePrefix, (message) => log(null, 'warn', message));
 }
 
 async function main(): Promise<void> {
@@ -116,7 +127,7 @@ async function main(): Promise<void> {
   }
   context = {
     store: storage.store,
-    runs: new RunRepository(storage.store),
+    runs: runRecordsOf(storage.store, settings.redisUrl, settings.queuePrefix),
     datasets: new DatasetCache(storage.store, settings.datasetCacheBytes),
     backend: { name: backend.name, kind: backend.kind, kernels: backend.kernels, detail: backend.detail },
     trainReplicas: settings.trainReplicas,

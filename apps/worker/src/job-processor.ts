@@ -1,5 +1,7 @@
 import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import {
+  generationOfShardJobId,
+  handleShardFailure,
   jobCatalogue,
   parseJob,
   shardJobId,
@@ -8,7 +10,7 @@ import {
   type QueueName,
   type RunRepository,
 } from '@dinoq/jobs';
-import type { ObjectStore } from '@dinoq/storage';
+import { listCommitted, type ObjectStore } from '@dinoq/storage';
 import { ComputeJobError, type ComputeClient } from './compute/compute-client';
 import type { TrainShardResult } from './compute/handlers/train-shard';
 import { MutexAbortedError, type DeviceMutex } from './device-mutex';
@@ -152,7 +154,10 @@ async function enqueueNextShard(deps: ProcessorDeps, job: Job, result: TrainShar
   deps.logger.info({ runId: result.runId, jobId, queue: job.queueName }, 'next shard queued');
 }
 
-/** Maps what went wrong to what BullMQ should do, and marks the run failed when no retry is left. */
+/**
+ * Maps what went wrong to what BullMQ should do. When the shard job has no attempt left, the run
+ * gets a new attempt of the shard within its run-level retry budget, or fails with the reason.
+ */
 async function failure(
   deps: ProcessorDeps,
   job: Job,
@@ -174,16 +179,44 @@ async function failure(
     mapped instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
   jobLog.warn({ err: mapped.message, finalAttempt }, 'job failed');
   if (name === 'train-shard' && finalAttempt) {
-    const runId = (job.data as { runId: string }).runId;
-    try {
-      await deps.runs.update(runId, (run) =>
-        run.status === 'queued' || run.status === 'running'
-          ? { status: 'failed', error: mapped.message }
-          : {},
-      );
-    } catch (updateError) {
-      jobLog.error({ err: (updateError as Error).message, runId }, 'could not mark the run failed');
-    }
+    await afterFinalShardFailure(deps, job, mapped, jobLog);
   }
   return mapped;
+}
+
+async function afterFinalShardFailure(
+  deps: ProcessorDeps,
+  job: Job,
+  error: Error,
+  jobLog: Logger,
+): Promise<void> {
+  const runId = (job.data as { runId: string }).runId;
+  const generation = generationOfShardJobId(String(job.id));
+  if (generation === null) return;
+  try {
+    const outcome = await handleShardFailure(
+      {
+        runs: deps.runs,
+        committedSteps: (id) => listCommitted(deps.store, id),
+        enqueue: async (queue, jobId, data) => {
+          await deps.producer.add(queue, 'train-shard', data, { jobId });
+        },
+      },
+      {
+        runId,
+        generation,
+        reason: `shard job ${job.id} failed: ${error.message}`,
+        unrecoverable: error instanceof UnrecoverableError,
+      },
+    );
+    jobLog.warn(
+      { runId, outcome: outcome.kind, ...(outcome.kind === 'retried' ? { next: outcome.job.jobId } : {}) },
+      'run after the shard failed for good',
+    );
+  } catch (updateError) {
+    jobLog.error(
+      { err: (updateError as Error).message, runId },
+      'could not record the shard failure on the run',
+    );
+  }
 }

@@ -1,11 +1,9 @@
 import { availableParallelism, hostname } from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'bullmq';
-import { Redis, type RedisOptions } from 'ioredis';
 import {
   JobProducer,
   QueueName,
-  RunRepository,
   defaultQueuesFor,
   redisConnectionFromEnv,
   type DeviceClass,
@@ -16,8 +14,10 @@ import { ComputeClient } from './compute/compute-client';
 import type { ChildBackend } from './compute/protocol';
 import { DeviceMutex } from './device-mutex';
 import { Heartbeat } from './heartbeat';
+import { measureCapacity } from './memory-capacity';
 import { SHUTDOWN_MESSAGE, createJobProcessor } from './job-processor';
 import { createLogger, type Logger } from './logger';
+import { failFastRedis, indexedRunRepository } from './run-records';
 import { newWorkerId } from './worker-identity';
 import { readWorkerSettings, type WorkerSettings } from './worker-settings';
 
@@ -120,6 +120,7 @@ export async function startWorker(options: StartWorkerOptions = {}): Promise<Run
     await storage.close();
     throw error;
   }
+  const capacity = await measureCapacity(settings, deviceClass, backend);
   logger.info(
     {
       workerId,
@@ -128,17 +129,19 @@ export async function startWorker(options: StartWorkerOptions = {}): Promise<Run
       detail: backend.detail,
       deviceClass,
       queues,
+      ...capacity,
     },
     'worker starting',
   );
 
   const connection = redisConnectionFromEnv({ REDIS_URL: settings.redisUrl });
-  // redisConnectionFromEnv builds plain connection options, never a client or a cluster. One retry
-  // per command: a heartbeat must fail fast while Redis is away, not hold up a shutdown.
-  const redis = new Redis({ ...(connection as RedisOptions), maxRetriesPerRequest: 1 });
+  // A heartbeat must fail fast while Redis is away, not hold up a shutdown.
+  const redis = failFastRedis(settings.redisUrl);
   redis.on('error', (error: Error) => logger.warn({ err: error.message }, 'redis (heartbeat) error'));
   const producer = new JobProducer(connection, settings.queuePrefix);
-  const runs = new RunRepository(storage.store);
+  const runs = indexedRunRepository(storage.store, redis, settings.queuePrefix, (message) =>
+    logger.warn(message),
+  );
   const mutex = new DeviceMutex();
   const shutdownController = new AbortController();
   const startedAt = new Date().toISOString();
@@ -160,6 +163,9 @@ export async function startWorker(options: StartWorkerOptions = {}): Promise<Run
       startedAt,
       lastSeen: new Date().toISOString(),
       currentJob,
+      memoryBytes: capacity.memoryBytes,
+      stepMemoryBytes: capacity.stepMemoryBytes,
+      queuePrefix: settings.queuePrefix,
     }),
     logger,
   );

@@ -31,6 +31,26 @@ function integerSetting(name: string, fallback: number, min: number, max: number
     });
 }
 
+/** A byte count, or undefined when unset (the worker then measures what it can). */
+function optionalBytes(name: string) {
+  return z
+    .string()
+    .trim()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw === '') return undefined;
+      const value = Number(raw);
+      if (!Number.isSafeInteger(value) || value < 1) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `${name} must be a positive integer of bytes, got "${raw}"`,
+        });
+        return z.NEVER;
+      }
+      return value;
+    });
+}
+
 /** A variable read by a parser shared with other entry points; its error becomes the issue. */
 function parsedSetting<T>(parse: (raw: string | undefined) => T) {
   return z
@@ -118,6 +138,8 @@ const envSchema = z.object({
   DINOQ_DATASET_CACHE_MB: integerSetting('DINOQ_DATASET_CACHE_MB', 1024, 0, 1_048_576),
   DINOQ_TRAIN_REPLICAS: parsedSetting((raw) => parseReplicaSetting(raw, 'DINOQ_TRAIN_REPLICAS')),
   DINOQ_DATA_THREADS: parsedSetting((raw) => parseDataThreads(raw, 'DINOQ_DATA_THREADS')),
+  DINOQ_WORKER_MEMORY_BYTES: optionalBytes('DINOQ_WORKER_MEMORY_BYTES'),
+  DINOQ_GPU_MEMORY_BYTES: optionalBytes('DINOQ_GPU_MEMORY_BYTES'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -143,6 +165,10 @@ export interface WorkerSettings {
   trainReplicas: ReplicaSetting;
   /** Augmentation threads per training shard (`auto`: one when a single replica holds the main thread). */
   dataThreads: DataThreadSetting;
+  /** Host memory the compute process may use; undefined: the cgroup limit or the machine's memory. */
+  workerMemoryBytes: number | undefined;
+  /** Device memory of a GPU worker (tfjs cannot report it before allocating); undefined: unknown. */
+  gpuMemoryBytes: number | undefined;
   logLevel: string;
 }
 
@@ -174,6 +200,8 @@ export function readWorkerSettings(env: NodeJS.ProcessEnv = process.env): Worker
     datasetCacheBytes: e.DINOQ_DATASET_CACHE_MB * 1024 * 1024,
     trainReplicas: e.DINOQ_TRAIN_REPLICAS,
     dataThreads: e.DINOQ_DATA_THREADS,
+    workerMemoryBytes: e.DINOQ_WORKER_MEMORY_BYTES,
+    gpuMemoryBytes: e.DINOQ_GPU_MEMORY_BYTES,
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -34,7 +34,7 @@ interface FakeJob {
 
 function fakeJob(name: string, data: unknown, attemptsMade = 0): FakeJob {
   return {
-    id: `${name}-1`,
+    id: name === 'train-shard' ? 'r1-g0-shard-0' : `${name}-1`,
     name,
     data,
     queueName: QueueName.TrainCpu,
@@ -63,11 +63,23 @@ type ComputeBehaviour = (
   handlers: Parameters<ComputeClient['run']>[1],
 ) => Promise<unknown>;
 
-function setup(behaviour: ComputeBehaviour) {
+function setup(behaviour: ComputeBehaviour, runOverrides: Partial<RunRecord> = {}) {
   const computed: Omit<ComputeJob, 'requestId'>[] = [];
   const added: { queue: QueueName; name: string; data: unknown; opts: unknown }[] = [];
   const runUpdates: Partial<RunRecord>[] = [];
-  const run = { runId: 'r1', status: 'running' } as RunRecord;
+  const run = {
+    runId: 'r1',
+    status: 'running',
+    device: 'cpu',
+    generation: 0,
+    retries: 0,
+    retryBudget: 3,
+    cancelRequested: false,
+    totalSteps: 8,
+    stepsPerShard: 4,
+    lastCommittedStep: null,
+    ...runOverrides,
+  } as RunRecord;
   const shutdown = new AbortController();
   const mutex = new DeviceMutex();
   const deps: ProcessorDeps = {
@@ -84,10 +96,11 @@ function setup(behaviour: ComputeBehaviour) {
         return { id: 'added' };
       },
     } as unknown as JobProducer,
-    store: {} as ObjectStore,
+    store: { list: async function* () {} } as unknown as ObjectStore,
     runs: {
-      update: async (_runId: string, change: (r: RunRecord) => Partial<RunRecord>) => {
+      update: async (_runId: string, change: (r: RunRecord) => Partial<RunRecord> | null) => {
         const patch = change(run);
+        if (patch === null) return run;
         runUpdates.push(patch);
         return { ...run, ...patch };
       },
@@ -116,7 +129,7 @@ test('a training shard goes to the compute process; its next shard is queued und
     {
       name: 'train-shard',
       data: shard,
-      jobId: 'train-shard-1',
+      jobId: 'r1-g0-shard-0',
       queue: QueueName.TrainCpu,
       workerId: 'w-1',
       attempt: 1,
@@ -162,10 +175,13 @@ test('an unrecoverable failure (a non-finite loss) fails without retries and mar
   const error = await t.process(fakeJob('train-shard', shard)).catch((e: unknown) => e);
   expect(error).toBeInstanceOf(UnrecoverableError);
   expect((error as Error).message).toBe('run r1: loss is NaN at step 3');
-  expect(t.runUpdates).toEqual([{ status: 'failed', error: 'run r1: loss is NaN at step 3' }]);
+  expect(t.runUpdates).toEqual([
+    { status: 'failed', error: 'shard job r1-g0-shard-0 failed: run r1: loss is NaN at step 3' },
+  ]);
+  expect(t.added).toEqual([]);
 });
 
-test('a dead compute process is a retryable failure; only the last attempt marks the run failed', async () => {
+test('a dead compute process is a retryable failure; its last attempt starts a new attempt of the shard', async () => {
   const t = setup(async () => {
     throw new ComputeProcessExitedError(
       'compute process exited (code none, signal SIGKILL) while running job x',
@@ -178,8 +194,45 @@ test('a dead compute process is a retryable failure; only the last attempt marks
 
   await expect(t.process(fakeJob('train-shard', shard, 3))).rejects.toThrow(/compute process exited/);
   expect(t.runUpdates).toEqual([
-    { status: 'failed', error: expect.stringMatching(/compute process exited/) },
+    {
+      status: 'queued',
+      generation: 1,
+      retries: 1,
+      lastRetryReason: expect.stringMatching(/^shard job r1-g0-shard-0 failed: compute process exited/),
+      error: null,
+    },
   ]);
+  expect(t.added).toEqual([
+    { queue: QueueName.TrainCpu, name: 'train-shard', data: shard, opts: { jobId: 'r1-g1-shard-0' } },
+  ]);
+});
+
+test('once the run-level retries are spent, a shard that fails for good fails the run with the reason', async () => {
+  const t = setup(
+    async () => {
+      throw new ComputeProcessExitedError('compute process exited (code none, signal SIGKILL)');
+    },
+    { retries: 3 },
+  );
+  await expect(t.process(fakeJob('train-shard', shard, 3))).rejects.toThrow(/compute process exited/);
+  expect(t.runUpdates).toEqual([
+    {
+      status: 'failed',
+      error: expect.stringMatching(/compute process exited.*\(run-level retries spent: 3 of 3\)$/),
+    },
+  ]);
+  expect(t.added).toEqual([]);
+});
+
+test('a failure of an earlier generation leaves the run as it is', async () => {
+  const t = setup(
+    async () => {
+      throw new ComputeProcessExitedError('compute process exited');
+    },
+    { generation: 2 },
+  );
+  await expect(t.process(fakeJob('train-shard', shard, 3))).rejects.toThrow(/compute process exited/);
+  expect(t.runUpdates).toEqual([]);
 });
 
 test('an abandoned job fails with "worker shutting down" so that it is retried from the last commit', async () => {

@@ -1,3 +1,4 @@
 export * from './run-config';
 export * from './presets';
 export * from './run-plan';
+export * from './step-cost';

@@ -1,3 +1,4 @@
+export * from './errors';
 export * from './blob-store';
 export * from './fs-blob-store';
 export * from './manifest';
@@ -21,5 +22,4 @@ export * from './augment/augment-pool';
 export * from './data-threads';
 export * from './augment/eval-transform';
 export * from './sampler';
-export * from './prefetcher';
 export * from './training-batches';

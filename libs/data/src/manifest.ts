@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isBlobNotFound, type BlobStore } from './blob-store';
+import { PermanentDataError } from './errors';
 
 /**
  * A dataset is `datasets/<name>/manifest.json` plus WebDataset-style tar shards under
@@ -60,7 +61,7 @@ export type ShardInfo = z.infer<typeof shardInfoSchema>;
 export type SplitInfo = z.infer<typeof splitInfoSchema>;
 export type DatasetManifest = z.infer<typeof manifestSchema>;
 
-export class ManifestError extends Error {
+export class ManifestError extends PermanentDataError {
   constructor(
     readonly source: string,
     readonly reasons: string[],

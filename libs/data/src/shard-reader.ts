@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as tar from 'tar-stream';
 import type { BlobStore } from './blob-store';
+import { PermanentDataError } from './errors';
 import { shardKey, splitOf, type DatasetManifest, type ShardInfo } from './manifest';
 
 /** One sample as read from a shard; fields are absent when the shard has no such member. */
@@ -14,7 +15,8 @@ export interface ShardSample {
 
 const IMAGE_EXTENSIONS = new Set(['png', 'jpg', 'jpeg', 'webp']);
 
-export class ShardIntegrityError extends Error {
+/** A shard whose size or sha256 differs from the manifest's, or that is not a readable tar. */
+export class ShardIntegrityError extends PermanentDataError {
   constructor(
     readonly shard: string,
     message: string,

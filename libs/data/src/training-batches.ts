@@ -1,7 +1,6 @@
 import type { AugmentConfig } from '@dinoq/config';
 import { augmentBatch, type AugmentedBatch, type ImageSource } from './augment/multi-crop';
 import type { AugmentPool } from './augment/augment-pool';
-import { Prefetcher } from './prefetcher';
 import { batchIndices, epochOfStep } from './sampler';
 
 export interface TrainingBatch extends AugmentedBatch {
@@ -33,13 +32,4 @@ export function trainingBatch(
     epoch,
     indices,
   }));
-}
-
-/** A Prefetcher of training batches, so `get(step + 1)` is usually ready when step `step` ends. */
-export function trainingBatchPrefetcher(
-  data: ImageSource,
-  cfg: AugmentConfig,
-  options: { seed: number; batchSize: number; depth?: number },
-): Prefetcher<TrainingBatch> {
-  return new Prefetcher((step) => trainingBatch(data, cfg, options, step), { depth: options.depth });
 }

@@ -16,14 +16,12 @@ export function initialCenter(outDim: number): tf.Tensor2D {
   return tf.zeros([1, outDim]);
 }
 
-function checkLogits(fn: string, teacherLogits: tf.Tensor): void {
-  if (teacherLogits.rank !== 2 || teacherLogits.shape[0] === 0)
-    throw new Error(`${fn}: teacherLogits must be 2-D [rows > 0, K], got shape [${teacherLogits.shape}]`);
-}
-
 /** Σ over rows of the raw teacher logits, [1, K]; add these up across micro-batches. */
 export function teacherLogitSum(teacherLogits: tf.Tensor): tf.Tensor2D {
-  checkLogits('teacherLogitSum', teacherLogits);
+  if (teacherLogits.rank !== 2 || teacherLogits.shape[0] === 0)
+    throw new Error(
+      `teacherLogitSum: teacherLogits must be 2-D [rows > 0, K], got shape [${teacherLogits.shape}]`,
+    );
   return tf.sum(teacherLogits, 0, true) as tf.Tensor2D;
 }
 
@@ -36,13 +34,7 @@ export function centerFromSum(sum: tf.Tensor, rows: number): tf.Tensor2D {
   return tf.tidy(() => tf.reshape(tf.div(sum, rows), [1, sum.size]) as tf.Tensor2D);
 }
 
-/** Mean over rows of the raw teacher logits, [1, K]. */
-export function batchCenter(teacherLogits: tf.Tensor): tf.Tensor2D {
-  checkLogits('batchCenter', teacherLogits);
-  return tf.mean(teacherLogits, 0, true) as tf.Tensor2D;
-}
-
-/** c ← m·c + (1 − m)·batchCenter, as a new [1, K] tensor. */
+/** c ← m·c + (1 − m)·batch, as a new [1, K] tensor; `batch` is the step's batch center. */
 export function updateCenter(center: tf.Tensor, batch: tf.Tensor, momentum = 0.9): tf.Tensor2D {
   if (!(momentum >= 0 && momentum <= 1))
     throw new Error(`updateCenter: momentum must be in [0, 1], got ${momentum}`);
@@ -57,58 +49,4 @@ export function updateCenter(center: tf.Tensor, batch: tf.Tensor, momentum = 0.9
         center.size,
       ]) as tf.Tensor2D,
   );
-}
-
-/**
- * Running row sum over the micro-batches of one optimizer step. `add` keeps one [1, K]
- * tensor alive; `batchCenter` turns it into the step's batch center.
- */
-export class TeacherLogitAccumulator {
-  private sum: tf.Tensor2D | null = null;
-  private count = 0;
-
-  /** Teacher rows added so far (views × samples). */
-  get rows(): number {
-    return this.count;
-  }
-
-  add(teacherLogits: tf.Tensor): void {
-    const part = teacherLogitSum(teacherLogits);
-    if (this.sum === null) {
-      this.sum = part;
-    } else {
-      if (part.shape[1] !== this.sum.shape[1]) {
-        part.dispose();
-        throw new Error(
-          `TeacherLogitAccumulator: got ${teacherLogits.shape[1]} columns, earlier rows had ${this.sum.shape[1]}`,
-        );
-      }
-      const prev = this.sum;
-      this.sum = tf.add(prev, part);
-      prev.dispose();
-      part.dispose();
-    }
-    this.count += teacherLogits.shape[0];
-  }
-
-  /** Row sum so far ([1, K], owned by the accumulator): what replicas exchange before `centerFromSum`. */
-  get rowSum(): tf.Tensor2D {
-    if (this.sum === null) throw new Error('TeacherLogitAccumulator: no teacher logits were added');
-    return this.sum;
-  }
-
-  batchCenter(): tf.Tensor2D {
-    return centerFromSum(this.rowSum, this.count);
-  }
-
-  /** Forget the accumulated rows (start of the next optimizer step). */
-  reset(): void {
-    this.sum?.dispose();
-    this.sum = null;
-    this.count = 0;
-  }
-
-  dispose(): void {
-    this.reset();
-  }
 }

@@ -1,17 +1,19 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { RunConfig } from '@dinoq/config';
-import { decodeCheckpoint } from './checkpoint';
+import { decodeCheckpointNetwork, type NetworkRole } from './checkpoint';
 import { paramShapes } from './init';
 
-/** One network of a checkpoint as plain tensors; dispose them with `disposeParams`. */
+/**
+ * One network of a checkpoint as plain tensors; dispose them with `disposeParams`. Only that
+ * network's file (`networkFileName(network)`) has to be in `files`.
+ */
 export function networkParams(
   config: RunConfig,
   files: Record<string, Uint8Array>,
-  network: 'teacher' | 'student',
+  network: NetworkRole,
 ): Map<string, tf.Tensor> {
   const shapes = paramShapes(config);
-  const decoded = decodeCheckpoint(files, shapes);
-  const values = network === 'teacher' ? decoded.teacher : decoded.student;
+  const values = decodeCheckpointNetwork(files, network, shapes);
   const params = new Map<string, tf.Tensor>();
   for (const [name, shape] of shapes) {
     const data = values.get(name);

@@ -24,6 +24,12 @@ export const CHECKPOINT_FILES = [
 ] as const;
 export type CheckpointFileName = (typeof CHECKPOINT_FILES)[number];
 export type CheckpointFiles = Record<CheckpointFileName, Uint8Array>;
+export type NetworkRole = 'student' | 'teacher';
+
+/** The file that holds one network's weights, all a reader of that network needs. */
+export function networkFileName(network: NetworkRole): CheckpointFileName {
+  return `${network}.safetensors`;
+}
 
 export const CENTER_TENSOR = 'dino_loss.center';
 const FORMAT = 'dinoq-checkpoint';
@@ -81,12 +87,8 @@ function floatTensor(file: string, name: string, t: tf.Tensor): HostTensor {
   return { dtype: 'float32', shape: [...t.shape], data: t.dataSync() as Float32Array };
 }
 
-function networkFile(
-  role: 'student' | 'teacher',
-  params: ReadonlyMap<string, tf.Tensor>,
-  inChans: number,
-): Uint8Array {
-  const file = `${role}.safetensors`;
+function networkFile(role: NetworkRole, params: ReadonlyMap<string, tf.Tensor>, inChans: number): Uint8Array {
+  const file = networkFileName(role);
   let reference: Map<string, FloatTensorData>;
   try {
     reference = toReference(params, { inChans });
@@ -243,6 +245,16 @@ function decodeOptimizer(
   return { moments, stepCounts, center: center.data };
 }
 
+/** One network of a checkpoint (internal names → values) from its own file; other files are not read. */
+export function decodeCheckpointNetwork(
+  files: Readonly<Record<string, Uint8Array>>,
+  network: NetworkRole,
+  expectedShapes: ReadonlyMap<string, readonly number[]>,
+): Map<string, Float32Array> {
+  const file = networkFileName(network);
+  return decodeNetwork(file, fileOf(files, file), expectedShapes);
+}
+
 /**
  * Reads a checkpoint written by `encodeCheckpoint` (or assembled from reference weights), checking
  * every network tensor against `expectedShapes` (internal names → shapes, e.g. `paramShapes(config)`).
@@ -253,8 +265,8 @@ export function decodeCheckpoint(
   expectedShapes: ReadonlyMap<string, readonly number[]>,
 ): DecodedCheckpoint {
   const state = parseState(fileOf(files, 'state.json'));
-  const student = decodeNetwork('student.safetensors', fileOf(files, 'student.safetensors'), expectedShapes);
-  const teacher = decodeNetwork('teacher.safetensors', fileOf(files, 'teacher.safetensors'), expectedShapes);
+  const student = decodeCheckpointNetwork(files, 'student', expectedShapes);
+  const teacher = decodeCheckpointNetwork(files, 'teacher', expectedShapes);
   const { moments, stepCounts, center } = decodeOptimizer(
     fileOf(files, 'optimizer.safetensors'),
     expectedShapes,

@@ -7,14 +7,6 @@ import { checkViewLayout, type DinoLossOptions, type ViewLayout } from './loss';
  * on: each function reads its numbers back from the backend, so call them at logging time,
  * outside any gradient computation.
  */
-export interface CollapseDiagnostics {
-  /** H(P_t) in nats, mean over teacher rows. */
-  teacherEntropy: number;
-  /** KL(P_t ‖ P_s) in nats, averaged over the same view pairs and samples as the loss. */
-  teacherStudentKl: number;
-  /** ln K: the entropy of the uniform distribution, for reference. */
-  uniformEntropy: number;
-}
 
 type TempOptions = Pick<DinoLossOptions, 'studentTemp' | 'teacherTemp' | 'numViews' | 'numGlobal'>;
 
@@ -83,25 +75,4 @@ export function teacherStudentKl(
   const value = sum.dataSync()[0];
   sum.dispose();
   return value / (layout.batch * layout.pairs);
-}
-
-/** Both signals with one read-back; same inputs and options as `dinoLoss`. */
-export function collapseDiagnostics(
-  studentLogits: tf.Tensor,
-  teacherLogits: tf.Tensor,
-  center: tf.Tensor,
-  opts: TempOptions,
-): CollapseDiagnostics {
-  const layout = checkViewLayout(studentLogits, teacherLogits, center, opts, 'collapseDiagnostics');
-  const sums = tf.tidy(() => {
-    const logPt = teacherLogProbs(teacherLogits, center, opts.teacherTemp);
-    return tf.stack([entropySum(logPt), klSum(studentLogits, logPt, opts.studentTemp, layout)]);
-  });
-  const [entropy, kl] = sums.dataSync();
-  sums.dispose();
-  return {
-    teacherEntropy: entropy / (layout.numGlobal * layout.batch),
-    teacherStudentKl: kl / (layout.batch * layout.pairs),
-    uniformEntropy: Math.log(layout.outDim),
-  };
 }

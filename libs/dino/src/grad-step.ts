@@ -1,11 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { multiCropForward } from './multi-crop';
 import { dinoLoss } from './loss';
-import { updateCenter } from './center';
+import { centerFromSum, teacherLogitSum, updateCenter } from './center';
 import { teacherEntropy, teacherStudentKl } from './diagnostics';
 import { clipGradients } from './optim/clip';
 import { emaUpdate } from './ema';
-import type { CropBatch, StepHyper, TrainState } from './train-step';
+import { isLastLayer } from './optim/param-groups';
+import type { CropBatch, StepHyper, TrainState } from './step-types';
 
 /**
  * `trainStep` split at the point where data-parallel replicas exchange data: first the
@@ -108,7 +109,7 @@ export function computeGradients(
           }, trainable);
           loss += value.dataSync()[0];
           value.dispose();
-          const nextSum = tf.tidy(() => tf.add(teacherSum, tf.sum(teacherLogits, 0, true))) as tf.Tensor2D;
+          const nextSum = tf.tidy(() => tf.add(teacherSum, teacherLogitSum(teacherLogits))) as tf.Tensor2D;
           teacherSum.dispose();
           teacherSum = nextSum;
           const named = Object.entries(partGrads).map(([v, g]) => [paramNameOf.get(v)!, g] as const);
@@ -163,16 +164,19 @@ export function applyUpdate(
   const { config } = state;
   const { grads: clipped, maxNorm } = clipGradients(grads, config.optim.clipGrad);
   try {
-    // First epochs: the head's last layer is skipped entirely (spec §7.4), not given a zero gradient.
-    const skip = hyper.freezeLastLayer ? (name: string) => name.includes('last_layer') : undefined;
+    // First epochs: the head's last layer is skipped entirely (spec §7.4), not given a zero
+    // gradient, which would still decay it and move its moments. The reference freezes it for the
+    // first epoch because that stabilises early training.
+    const skip = hyper.freezeLastLayer ? isLastLayer : undefined;
     state.optimizer.step(clipped, { lr: hyper.lr, weightDecay: hyper.weightDecay, skip });
   } finally {
     tf.dispose([...clipped.values()]);
   }
   emaUpdate(state.teacher, state.student, hyper.momentum);
+  // The teacher saw both global views of every image: 2 · totalBatch rows.
   const newCenter = tf.tidy(() =>
-    updateCenter(state.center, tf.div(teacherSum, 2 * totalBatch) as tf.Tensor2D, config.loss.centerMomentum),
-  ) as tf.Tensor2D;
+    updateCenter(state.center, centerFromSum(teacherSum, 2 * totalBatch), config.loss.centerMomentum),
+  );
   state.center.dispose();
   state.center = newCenter;
   state.step += 1;

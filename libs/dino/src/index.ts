@@ -10,8 +10,10 @@ export * from './schedules';
 export * from './ema';
 export * from './optim/adamw';
 export * from './optim/clip';
-export { paramGroups, isRegularized, isLastLayer, lastLayerSkip } from './optim/param-groups';
+export { isRegularized, isLastLayer } from './optim/param-groups';
+export * from './step-types';
 export * from './train-step';
+export * from './non-finite-loss';
 export * from './trainer';
 export * from './flops';
 export * from './safetensors';
@@ -23,7 +25,6 @@ export {
   installNativeKernels,
   uninstallNativeKernels,
   nativeKernelsInstalled,
-  nativeKernelsDetail,
   defaultBlasThreads,
 } from './backend/native-kernels';
 export * from './parallel/parallel-trainer';

@@ -16,14 +16,7 @@ export { attention, attentionProbs, type AttentionShape, type AttentionOutput } 
 export { mlp } from './vit/mlp';
 export { block, blockAttentionProbs, type BlockContext } from './vit/block';
 export { assembleTokens, clsRows } from './vit/tokens';
-export {
-  vitForward,
-  vitTokens,
-  lastSelfAttention,
-  intermediateLayers,
-  mlpHiddenDim,
-  type VitOptions,
-} from './vit/vit';
+export { vitForward, lastSelfAttention, intermediateLayers, mlpHiddenDim, type VitOptions } from './vit/vit';
 export {
   dinoHead,
   headLinearNames,

@@ -42,10 +42,3 @@ export function disposeParams(params: Map<string, tf.Tensor>): void {
   for (const v of params.values()) v.dispose();
   params.clear();
 }
-
-/** Number of scalar parameters. */
-export function countParams(params: ParamTensors, prefix = ''): number {
-  let n = 0;
-  for (const [name, t] of params) if (name.startsWith(prefix)) n += t.size;
-  return n;
-}

@@ -227,9 +227,13 @@ function checkLayout(entries: HeaderEntry[], dataLength: number): void {
   }
 }
 
-/** Copies `count` elements of `width` bytes into a fresh, aligned buffer in host byte order. */
+/**
+ * Copies elements of `width` bytes into a fresh, aligned buffer of exactly their size, in host
+ * byte order. `new Uint8Array(raw)` always copies; `raw.slice()` would not when `raw` is a Node
+ * Buffer (its `slice` returns a view, whose `.buffer` is the whole pool or file).
+ */
 function hostBytes(raw: Uint8Array, width: number): ArrayBuffer {
-  const copy = LITTLE_ENDIAN_HOST ? raw.slice() : swapped(raw, width);
+  const copy = LITTLE_ENDIAN_HOST ? new Uint8Array(raw) : swapped(raw, width);
   return copy.buffer as ArrayBuffer;
 }
 
@@ -288,7 +292,11 @@ function decodeTensor(e: HeaderEntry, raw: Uint8Array): HostTensor {
   }
 }
 
-/** Parses and validates a safetensors file; every tensor gets its own freshly allocated array. */
+/**
+ * Parses and validates a safetensors file; every tensor gets its own freshly allocated array.
+ * `bytes` may be any Uint8Array: a view at any offset of a larger buffer, or a Node Buffer (which
+ * `fs.readFileSync` and the S3 client may return as a slice of a shared pool).
+ */
 export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
   const { entries, metadata, dataStart } = parseHeader(bytes);
   const dataLength = bytes.length - dataStart;

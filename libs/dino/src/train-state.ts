@@ -2,9 +2,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { itersPerEpochFor, type RunConfig } from '@dinoq/config';
 import { cloneParams, initDinoParams, paramShapes } from './init';
 import { AdamW } from './optim/adamw';
+import { initialCenter } from './center';
 import { buildSchedules, type Schedules } from './schedules';
 import { decodeCheckpoint, encodeCheckpoint, type CheckpointFiles } from './checkpoint';
-import type { StepHyper, TrainState } from './train-step';
+import type { StepHyper, TrainState } from './step-types';
 import type { Params } from './params';
 
 /**
@@ -35,7 +36,7 @@ export function createTrainState(
   if (!files) {
     const teacher = cloneParams(student, false);
     const optimizer = new AdamW(student, optimizerOptions(config));
-    const center = tf.zeros([1, config.head.outDim]) as tf.Tensor2D;
+    const center = initialCenter(config.head.outDim);
     return { config, student, teacher, optimizer, center, step: 0 };
   }
   const ckpt = decodeCheckpoint(files, paramShapes(config));

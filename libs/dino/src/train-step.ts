@@ -1,25 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { RunConfig } from '@dinoq/config';
-import type { AdamW } from './optim/adamw';
-import type { Params } from './params';
 import { applyUpdate, computeGradients, microBatches } from './grad-step';
-
-/** One multi-crop batch: views ordered global1, global2, local1..N; each NHWC [batch, size, size, C]. */
-export interface CropBatch {
-  views: Float32Array[];
-  sizes: number[];
-  batch: number;
-  channels?: number;
-}
-
-/** Hyper-parameters of this iteration, read from the precomputed schedules. */
-export interface StepHyper {
-  lr: number;
-  weightDecay: number;
-  momentum: number;
-  teacherTemp: number;
-  freezeLastLayer: boolean;
-}
+import { NonFiniteLossError } from './non-finite-loss';
+import type { CropBatch, StepHyper, TrainState } from './step-types';
 
 export interface StepResult {
   loss: number;
@@ -27,29 +9,6 @@ export interface StepResult {
   klTeacherStudent: number;
   /** Largest per-tensor gradient norm before clipping. */
   maxGradNorm: number;
-}
-
-export class NonFiniteLossError extends Error {
-  constructor(
-    readonly step: number,
-    readonly value: number,
-  ) {
-    super(
-      `loss is ${value} at step ${step}; the run is stopped and no parameter was updated. ` +
-        'Lower optim.lr, lower loss.teacherTemp or raise optim.freezeLastLayer (spec §19).',
-    );
-    this.name = 'NonFiniteLossError';
-  }
-}
-
-export interface TrainState {
-  config: RunConfig;
-  student: Params;
-  teacher: Params;
-  optimizer: AdamW;
-  /** Teacher-logit EMA center, [1, K]; replaced (old one disposed) after every step. */
-  center: tf.Tensor2D;
-  step: number;
 }
 
 /**
@@ -65,7 +24,7 @@ export function trainStep(state: TrainState, batch: CropBatch, hyper: StepHyper)
   const B = batch.batch;
   const part = computeGradients(state, batch, hyper, microBatches(B, state.config.train.microBatchSize), B);
   try {
-    if (!Number.isFinite(part.loss)) throw new NonFiniteLossError(state.step, part.loss);
+    if (!Number.isFinite(part.loss)) throw new NonFiniteLossError(state.step, part.loss, state.config);
     const maxGradNorm = applyUpdate(state, part.grads, part.teacherSum, hyper, B);
     return {
       loss: part.loss,

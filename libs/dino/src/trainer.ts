@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { RunConfig } from '@dinoq/config';
-import { trainStep, type CropBatch, type StepHyper, type StepResult, type TrainState } from './train-step';
+import type { CropBatch, StepHyper, TrainState } from './step-types';
+import { trainStep, type StepResult } from './train-step';
 import { checkpointOf, createTrainState, disposeTrainState, HyperSchedule } from './train-state';
 import type { Params } from './params';
 

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { AdamW } from '../src/optim/adamw';
-import { lastLayerSkip } from '../src/optim/param-groups';
+import { isLastLayer } from '../src/optim/param-groups';
 import type { Params } from '../src/params';
 
 const B1 = 0.9;
@@ -129,7 +129,7 @@ describe('AdamW', () => {
     const before = values(params.get(frozenName)!);
 
     const g0 = makeGrads(trainableNames, 0);
-    opt.step(g0, { lr: 0.1, weightDecay: 0.4, skip: lastLayerSkip(0, 1) });
+    opt.step(g0, { lr: 0.1, weightDecay: 0.4, skip: isLastLayer });
     expect(values(params.get(frozenName)!)).toEqual(before);
     expect(opt.stepCounts()[frozenName]).toBeUndefined();
     const state = opt.state();
@@ -138,7 +138,7 @@ describe('AdamW', () => {
 
     // When it joins, its bias correction starts from step 1, like a fresh parameter.
     const g1 = makeGrads(trainableNames, 1);
-    opt.step(g1, { lr: 0.05, weightDecay: 0.4, skip: lastLayerSkip(1, 1) });
+    opt.step(g1, { lr: 0.05, weightDecay: 0.4 });
     const ref = new ReferenceAdamW([...initial[frozenName].data]);
     ref.step(gradData(frozenName, 1), 0.05, 0.4);
     const got = values(params.get(frozenName)!);
@@ -188,7 +188,7 @@ describe('AdamW', () => {
     const optA = new AdamW(paramsA);
     for (let step = 0; step < 2; step++) {
       const grads = makeGrads(trainableNames, step);
-      optA.step(grads, { lr: 0.05, weightDecay: 0.1, skip: step === 0 ? lastLayerSkip(0, 1) : undefined });
+      optA.step(grads, { lr: 0.05, weightDecay: 0.1, skip: step === 0 ? isLastLayer : undefined });
       tf.dispose([...grads.values()]);
     }
     const state = optA.state();
@@ -276,7 +276,7 @@ describe('AdamW', () => {
     const afterFirst = tf.memory().numTensors;
     expect(afterFirst).toBe(baseline + grads.size + 2 * trainableNames.length);
     for (let i = 0; i < 3; i++) {
-      opt.step(grads, { lr: 0.1, weightDecay: 0.1, skip: i === 1 ? lastLayerSkip(0, 1) : undefined });
+      opt.step(grads, { lr: 0.1, weightDecay: 0.1, skip: i === 1 ? isLastLayer : undefined });
       expect(tf.memory().numTensors).toBe(afterFirst);
     }
     expect(opt.state().size).toBe(2 * trainableNames.length);

@@ -1,13 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import {
-  batchCenter,
-  centerFromSum,
-  initialCenter,
-  TeacherLogitAccumulator,
-  teacherLogitSum,
-  updateCenter,
-} from '../src/center';
+import { centerFromSum, initialCenter, teacherLogitSum, updateCenter } from '../src/center';
 
 const values = (t: tf.Tensor) => Array.from(t.dataSync());
 
@@ -22,14 +15,6 @@ describe('center', () => {
     expect(values(c)).toEqual([0, 0, 0]);
     c.dispose();
     expect(() => initialCenter(0)).toThrow(/outDim must be a positive integer/);
-  });
-
-  it('takes the mean over all teacher rows', () => {
-    const t = tf.tensor2d([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], [4, 3]);
-    const c = batchCenter(t);
-    expect(c.shape).toEqual([1, 3]);
-    expect(values(c)).toEqual([5.5, 6.5, 7.5]);
-    tf.dispose([t, c]);
   });
 
   it('moves by c ← m·c + (1 − m)·batch, 0.9 by default', () => {
@@ -52,53 +37,24 @@ describe('center', () => {
     expect(() => updateCenter(c, tf.zeros([1, 4]))).toThrow(/center \[1,3\] and batch center \[1,4\]/);
     expect(() => updateCenter(c, c, 1.5)).toThrow(/momentum must be in \[0, 1\]/);
     expect(() => centerFromSum(c, 0)).toThrow(/rows must be a positive integer/);
-    expect(() => batchCenter(tf.zeros([3]))).toThrow(/teacherLogits must be 2-D/);
+    expect(() => teacherLogitSum(tf.zeros([3]))).toThrow(/teacherLogits must be 2-D/);
     c.dispose();
   });
 
-  it('gives the whole-batch center from row sums accumulated over micro-batches', () => {
+  it('gives the whole-batch mean from row sums accumulated over micro-batches', () => {
     const whole = tf.tidy(() => tf.randomNormal([2 * 6, 5], 0, 1, 'float32', 1));
     // Micro-batches of a two-view teacher output: rows of both views for samples 0..3, then 4..5.
     const part = (from: number, n: number) =>
       tf.concat([tf.slice(whole, [from, 0], [n, 5]), tf.slice(whole, [6 + from, 0], [n, 5])]);
     const parts = [part(0, 4), part(4, 2)];
-    const want = batchCenter(whole);
+    const want = tf.mean(whole, 0, true);
 
     const sums = parts.map(teacherLogitSum);
     const total = tf.add(sums[0], sums[1]);
-    const fromSum = centerFromSum(total, 12);
-
-    const acc = new TeacherLogitAccumulator();
-    parts.forEach((p) => acc.add(p));
-    expect(acc.rows).toBe(12);
-    const fromAcc = acc.batchCenter();
-
-    for (const got of [fromSum, fromAcc]) {
-      expect(got.shape).toEqual([1, 5]);
-      const diff = tf.max(tf.abs(tf.sub(got, want)));
-      expect(diff.dataSync()[0]).toBeLessThan(1e-6);
-      diff.dispose();
-    }
-    tf.dispose([whole, ...parts, want, ...sums, total, fromSum, fromAcc]);
-    acc.dispose();
-  });
-
-  it('accumulator resets, rejects a width change and frees its sum', () => {
-    const before = tf.memory().numTensors;
-    const acc = new TeacherLogitAccumulator();
-    expect(() => acc.batchCenter()).toThrow(/no teacher logits were added/);
-    const a = tf.ones([2, 3]);
-    const b = tf.ones([2, 4]);
-    acc.add(a);
-    acc.add(a);
-    expect(() => acc.add(b)).toThrow(/got 4 columns, earlier rows had 3/);
-    expect(values(acc.rowSum)).toEqual([4, 4, 4]);
-    acc.reset();
-    expect(acc.rows).toBe(0);
-    acc.add(b);
-    expect(acc.rows).toBe(2);
-    acc.dispose();
-    tf.dispose([a, b]);
-    expect(tf.memory().numTensors).toBe(before);
+    const got = centerFromSum(total, 12);
+    expect(got.shape).toEqual([1, 5]);
+    const diff = tf.max(tf.abs(tf.sub(got, want)));
+    expect(diff.dataSync()[0]).toBeLessThan(1e-6);
+    tf.dispose([whole, ...parts, want, ...sums, total, got, diff]);
   });
 });

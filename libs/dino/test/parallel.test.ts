@@ -4,7 +4,7 @@ import { selectBackend } from '../src/backend/select-backend';
 import { installNativeKernels, nativeKernelsInstalled } from '../src/backend/native-kernels';
 import { decodeCheckpoint } from '../src/checkpoint';
 import { paramShapes } from '../src/init';
-import type { CropBatch } from '../src/train-step';
+import type { CropBatch } from '../src/step-types';
 import type { StepMetrics } from '../src/trainer';
 import {
   DataParallelTrainer,

@@ -80,6 +80,25 @@ describe('safetensors', () => {
     expect(bitsOf(decoded.tensors.get('odd.floats')!)).toEqual(bitsOf(sampleTensors().get('odd.floats')!));
   });
 
+  it('gives every tensor its own exact buffer when reading a Node Buffer inside a larger pool', () => {
+    const bytes = encodeSafetensors(sampleTensors());
+    // What fs.readFileSync and Buffer.from return for small inputs: a view into a shared pool.
+    const pool = new ArrayBuffer(bytes.length + 64);
+    new Uint8Array(pool).fill(0xee);
+    const file = Buffer.from(pool, 16, bytes.length);
+    file.set(bytes);
+    for (const input of [file, Buffer.from(bytes)]) {
+      const decoded = decodeSafetensors(input);
+      for (const [name, want] of sampleTensors()) {
+        const got = decoded.tensors.get(name)!;
+        expect(got.data.length).toBe(want.data.length);
+        expect(got.data.byteOffset).toBe(0);
+        expect(got.data.buffer.byteLength).toBe(want.data.byteLength);
+        expect(bitsOf(got)).toEqual(bitsOf(want));
+      }
+    }
+  });
+
   it('writes the same bytes as the reference writer and reads its files', () => {
     const ours = encodeSafetensors(
       new Map<string, HostTensor>([

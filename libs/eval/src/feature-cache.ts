@@ -90,10 +90,10 @@ export function decodeFeatures(
   const dataStart = PREFIX_BYTES + headerLength;
   const expected = dataStart + 4 * count * (dim + 1);
   if (bytes.length !== expected) fail(`${bytes.length} bytes, expected ${expected} for ${count}×${dim}`);
-  // Copy into fresh, aligned buffers (the input may sit at any offset of a larger buffer).
-  const raw = LITTLE_ENDIAN_HOST
-    ? bytes.slice(dataStart, expected)
-    : byteSwapped(bytes.subarray(dataStart, expected));
+  // Copy into a fresh, aligned buffer: the input may sit at any offset of a larger buffer, and a
+  // Node Buffer's `slice` would return a view into it rather than a copy.
+  const data = bytes.subarray(dataStart, expected);
+  const raw = LITTLE_ENDIAN_HOST ? new Uint8Array(data) : byteSwapped(data);
   const features = new Float32Array(raw.buffer, 0, count * dim);
   const labels = new Int32Array(raw.buffer, 4 * count * dim, count);
   return { set: { features, labels, count, dim }, meta: meta ?? {} };

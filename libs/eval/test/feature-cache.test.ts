@@ -43,6 +43,18 @@ describe('feature blobs', () => {
     expect(Array.from(decodeFeatures(shifted.subarray(3)).set.features)).toEqual(Array.from(set.features));
   });
 
+  it('decodes a Node Buffer that views a larger pool', () => {
+    const bytes = encodeFeatures(set);
+    const pool = new ArrayBuffer(bytes.length + 64);
+    new Uint8Array(pool).fill(0xee);
+    const file = Buffer.from(pool, 16, bytes.length);
+    file.set(bytes);
+    const { set: back } = decodeFeatures(file);
+    expect(Array.from(back.features)).toEqual(Array.from(set.features));
+    expect(Array.from(back.labels)).toEqual([7, -1]);
+    expect(back.features.buffer).not.toBe(pool);
+  });
+
   it('rejects foreign or truncated bytes with the source named', () => {
     const bytes = encodeFeatures(set);
     expect(() => decodeFeatures(bytes.subarray(0, bytes.length - 1), 'k1')).toThrow(/k1.*bytes, expected/);

@@ -1,9 +1,21 @@
+import pLimit from 'p-limit';
 import { z } from 'zod';
 import type { RunConfig } from '@dinoq/config';
-import { runRecordKey, runsPrefix, validateId } from '@dinoq/storage';
+import {
+  runRecordKey,
+  runSpecKey,
+  runsPrefix,
+  UnreadableObjectError,
+  validateId,
+  type Versioned,
+  type WriteCondition,
+} from '@dinoq/storage';
 
 export const runStatuses = ['queued', 'running', 'completed', 'failed', 'cancelled'] as const;
 export type RunStatus = (typeof runStatuses)[number];
+
+/** Run-level retries a run gets unless its request says otherwise. */
+export const DEFAULT_RUN_RETRY_BUDGET = 3;
 
 /**
  * The durable state of a run, stored as runs/<runId>/run.json. S3 is the source of truth:
@@ -29,11 +41,38 @@ export const runRecordSchema = z.object({
   latestMetrics: z.record(z.string(), z.unknown()).nullable(),
   cancelRequested: z.boolean(),
   error: z.string().nullable(),
+  /** New attempts of a shard whose job failed for good that the run may still make on its own. */
+  retryBudget: z.number().int().min(0).default(DEFAULT_RUN_RETRY_BUDGET),
+  /** How many of them it has made; each bumps `generation`. */
+  retries: z.number().int().min(0).default(0),
+  /** Why the newest of them was needed. */
+  lastRetryReason: z.string().nullable().default(null),
   createdAt: z.string(),
   updatedAt: z.string(),
 });
 
 export type RunRecord = Omit<z.infer<typeof runRecordSchema>, 'config'> & { config: RunConfig };
+
+/** The facts a run is created with and that never change; stored once as runs/<id>/spec.json. */
+const runSpecFields = [
+  'runId',
+  'datasetName',
+  'datasetSize',
+  'config',
+  'device',
+  'totalSteps',
+  'itersPerEpoch',
+  'stepsPerShard',
+  'numShards',
+  'retryBudget',
+  'createdAt',
+] as const;
+export const runSpecSchema = runRecordSchema.pick(
+  Object.fromEntries(runSpecFields.map((field) => [field, true])) as {
+    [K in (typeof runSpecFields)[number]]: true;
+  },
+);
+export type RunSpec = Pick<RunRecord, (typeof runSpecFields)[number]>;
 
 /** Shard n trains steps [n·stepsPerShard, min((n+1)·stepsPerShard, totalSteps)). */
 export function shardRange(run: Pick<RunRecord, 'stepsPerShard' | 'totalSteps'>, shard: number) {
@@ -56,10 +95,30 @@ export function shardJobId(runId: string, generation: number, shard: number): st
   return `${validateId('runId', runId)}-g${generation}-shard-${shard}`;
 }
 
-export interface JsonStore {
-  getJson<T>(key: string): Promise<T | null>;
-  putJson(key: string, value: unknown): Promise<void>;
+/** The generation a shard job id was made for (null: not a shard job id). */
+export function generationOfShardJobId(jobId: string): number | null {
+  const match = /-g(\d+)-shard-\d+$/.exec(jobId);
+  return match ? Number(match[1]) : null;
+}
+
+export interface RunRecordStore {
+  getJsonVersioned<T>(key: string): Promise<Versioned<T> | null>;
+  putJsonIf(key: string, value: unknown, condition: WriteCondition): Promise<string | null>;
+  etag(key: string): Promise<string | null>;
   list(prefix: string): PromiseLike<string[]> | AsyncIterable<string>;
+}
+
+/** Told of every record this repository wrote, e.g. to keep a listing index in step with storage. */
+export interface RunRecordObserver {
+  recordWritten(record: RunRecord): Promise<void>;
+}
+
+export interface RunRepositoryOptions {
+  observer?: RunRecordObserver;
+  /** An observer failure never fails the write (storage is the truth); it is reported here. */
+  onObserverError?: (error: Error, record: RunRecord) => void;
+  /** Compare-and-swap attempts before an update gives up; each loses only to a newer write. */
+  maxWriteAttempts?: number;
 }
 
 export class RunNotFoundError extends Error {
@@ -69,46 +128,213 @@ export class RunNotFoundError extends Error {
   }
 }
 
-/** Reads and writes run records; the only code that knows where they live. */
-export class RunRepository {
-  constructor(private readonly store: JsonStore) {}
+/** An update lost the compare-and-swap race more times than it may retry. */
+export class RunWriteConflictError extends Error {
+  constructor(
+    readonly runId: string,
+    attempts: number,
+  ) {
+    super(`run "${runId}": run.json kept changing under ${attempts} attempts to update it`);
+    this.name = 'RunWriteConflictError';
+  }
+}
 
+const DEFAULT_WRITE_ATTEMPTS = 25;
+const LIST_READS_IN_FLIGHT = 16;
+const RUN_RECORD_KEY = /^runs\/([^/]+)\/run\.json$/;
+
+function parseRecord(runId: string, raw: unknown): RunRecord {
+  const parsed = runRecordSchema.safeParse(raw);
+  if (!parsed.success) {
+    const reason = parsed.error.issues
+      .map((issue) => `${issue.path.map(String).join('.') || '(root)'}: ${issue.message}`)
+      .join('; ');
+    throw new UnreadableObjectError(runRecordKey(runId), `not a run record (${reason})`);
+  }
+  return parsed.data as RunRecord;
+}
+
+/** A short random pause so writers that lost a race do not collide again in lockstep. */
+const backoff = (attempt: number) =>
+  new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(50, 2 + attempt * 4)));
+
+/**
+ * Reads and writes run records; the only code that knows where they live. Every write is a
+ * compare-and-swap on the object's ETag, so writers on many machines (the API, every worker) never
+ * lose each other's changes: the loser re-reads and applies its change again.
+ */
+export class RunRepository {
+  private readonly maxWriteAttempts: number;
+
+  constructor(
+    private readonly store: RunRecordStore,
+    private readonly options: RunRepositoryOptions = {},
+  ) {
+    this.maxWriteAttempts = options.maxWriteAttempts ?? DEFAULT_WRITE_ATTEMPTS;
+  }
+
+  /** @throws RunNotFoundError; UnreadableObjectError when run.json is not a run record. */
   async get(runId: string): Promise<RunRecord> {
     const r = await this.find(runId);
     if (!r) throw new RunNotFoundError(runId);
     return r;
   }
 
+  /** @throws UnreadableObjectError when run.json exists but is not a run record. */
   async find(runId: string): Promise<RunRecord | null> {
-    const raw = await this.store.getJson<unknown>(runRecordKey(runId));
+    return (await this.findVersioned(runId))?.value ?? null;
+  }
+
+  /**
+   * Writes the spec and then the record, each only if absent. False when the run exists: of
+   * concurrent creates with one id exactly one returns true.
+   */
+  async create(record: RunRecord): Promise<boolean> {
+    const valid = runRecordSchema.parse(record) as RunRecord;
+    const spec = runSpecSchema.parse(valid);
+    if ((await this.store.putJsonIf(runSpecKey(valid.runId), spec, { ifAbsent: true })) === null)
+      return false;
+    if ((await this.store.putJsonIf(runRecordKey(valid.runId), valid, { ifAbsent: true })) === null)
+      return false;
+    await this.notify(valid);
+    return true;
+  }
+
+  /**
+   * Re-reads, applies `change`, writes only if nobody wrote in between; otherwise starts over with
+   * the newer record. `change` may throw to refuse the transition it sees (e.g. a resume of a run
+   * that another request has just resumed); it may run several times. A change of null writes
+   * nothing and returns the record as read.
+   */
+  async update(runId: string, change: (r: RunRecord) => Partial<RunRecord> | null): Promise<RunRecord> {
+    for (let attempt = 1; attempt <= this.maxWriteAttempts; attempt += 1) {
+      const current = await this.findVersioned(runId);
+      if (!current) throw new RunNotFoundError(runId);
+      const patch = change(current.value);
+      if (patch === null) return current.value;
+      const next = { ...current.value, ...patch, updatedAt: new Date().toISOString() };
+      const written = await this.store.putJsonIf(runRecordKey(runId), next, { ifEtag: current.etag });
+      if (written !== null) {
+        await this.notify(next);
+        return next;
+      }
+      await backoff(attempt);
+    }
+    throw new RunWriteConflictError(runId, this.maxWriteAttempts);
+  }
+
+  /** The immutable facts of a run, or null for runs created before specs were stored. */
+  async spec(runId: string): Promise<RunSpec | null> {
+    const raw = await this.store.getJsonVersioned<unknown>(runSpecKey(runId));
     if (raw === null) return null;
-    const parsed = runRecordSchema.safeParse(raw);
-    if (!parsed.success)
-      throw new Error(`run record ${runRecordKey(runId)} is malformed: ${parsed.error.message}`);
-    return parsed.data as RunRecord;
+    const parsed = runSpecSchema.safeParse(raw.value);
+    if (!parsed.success) throw new UnreadableObjectError(runSpecKey(runId), parsed.error.message);
+    return parsed.data as RunSpec;
   }
 
-  async put(record: RunRecord): Promise<RunRecord> {
-    const next = { ...record, updatedAt: new Date().toISOString() };
-    await this.store.putJson(runRecordKey(record.runId), next);
-    return next;
+  /**
+   * Rewrites an unreadable run.json from spec.json and the committed checkpoints, as a stopped run
+   * (`failed` or `cancelled`) that can be resumed. A readable record is returned untouched.
+   * @throws UnreadableObjectError when there is no spec to rebuild from.
+   */
+  async repair(
+    runId: string,
+    status: 'failed' | 'cancelled',
+    committedSteps: number[],
+  ): Promise<{ record: RunRecord; repaired: boolean }> {
+    const key = runRecordKey(runId);
+    let etag: string | null;
+    try {
+      const raw = await this.store.getJsonVersioned<unknown>(key);
+      if (raw === null) throw new RunNotFoundError(runId);
+      const readable = runRecordSchema.safeParse(raw.value);
+      if (readable.success) return { record: readable.data as RunRecord, repaired: false };
+      etag = raw.etag;
+    } catch (error) {
+      if (!(error instanceof UnreadableObjectError)) throw error;
+      etag = await this.store.etag(key);
+      if (etag === null) throw new RunNotFoundError(runId);
+    }
+    const spec = await this.spec(runId);
+    if (!spec) {
+      throw new UnreadableObjectError(runRecordKey(runId), `unreadable and ${runSpecKey(runId)} is missing`);
+    }
+    const now = new Date();
+    const record: RunRecord = {
+      ...spec,
+      status,
+      // Jobs of earlier attempts may still exist under any smaller generation: use one they cannot have.
+      generation: Math.floor(now.getTime() / 1000),
+      lastCommittedStep: committedSteps.length > 0 ? committedSteps[committedSteps.length - 1] : null,
+      committedSteps,
+      backend: null,
+      workerId: null,
+      latestMetrics: null,
+      cancelRequested: false,
+      error:
+        status === 'failed'
+          ? `${runRecordKey(runId)} was unreadable and was rebuilt from ${runSpecKey(runId)}`
+          : null,
+      retries: 0,
+      lastRetryReason: null,
+      updatedAt: now.toISOString(),
+    };
+    if ((await this.store.putJsonIf(key, record, { ifEtag: etag })) === null) {
+      return this.repair(runId, status, committedSteps);
+    }
+    await this.notify(record);
+    return { record, repaired: true };
   }
 
-  /** Re-reads, applies `change`, writes: keeps flags set concurrently (e.g. cancelRequested). */
-  async update(runId: string, change: (r: RunRecord) => Partial<RunRecord>): Promise<RunRecord> {
-    const current = await this.get(runId);
-    return this.put({ ...current, ...change(current) });
-  }
-
-  async list(): Promise<RunRecord[]> {
-    const keys: string[] = [];
+  /** Ids of every run with a run.json, in key order. */
+  async ids(): Promise<string[]> {
+    const ids: string[] = [];
     const listing = this.store.list(runsPrefix());
-    if (Symbol.asyncIterator in listing) for await (const k of listing as AsyncIterable<string>) keys.push(k);
-    else keys.push(...(await listing));
-    const ids = keys.filter((k) => /^runs\/[^/]+\/run\.json$/.test(k)).map((k) => k.split('/')[1]);
-    const records = await Promise.all(ids.map((id) => this.find(id)));
+    const keys = Symbol.asyncIterator in listing ? (listing as AsyncIterable<string>) : await listing;
+    for await (const key of keys) {
+      const match = RUN_RECORD_KEY.exec(key);
+      if (match) ids.push(match[1]);
+    }
+    return ids;
+  }
+
+  /**
+   * Every readable record, oldest first. An unreadable one is handed to `onUnreadable` and skipped,
+   * so one bad object cannot hide the other runs.
+   */
+  async list(onUnreadable: (error: UnreadableObjectError) => void = () => undefined): Promise<RunRecord[]> {
+    // Bounded: thousands of reads at once would time out on the S3 client's connection pool.
+    const limit = pLimit(LIST_READS_IN_FLIGHT);
+    const records = await Promise.all(
+      (await this.ids()).map((runId) =>
+        limit(async () => {
+          try {
+            return await this.find(runId);
+          } catch (error) {
+            if (!(error instanceof UnreadableObjectError)) throw error;
+            onUnreadable(error);
+            return null;
+          }
+        }),
+      ),
+    );
     return records
       .filter((r): r is RunRecord => r !== null)
-      .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.runId.localeCompare(b.runId));
+  }
+
+  private async findVersioned(runId: string): Promise<Versioned<RunRecord> | null> {
+    const raw = await this.store.getJsonVersioned<unknown>(runRecordKey(runId));
+    if (raw === null) return null;
+    return { value: parseRecord(runId, raw.value), etag: raw.etag };
+  }
+
+  private async notify(record: RunRecord): Promise<void> {
+    if (!this.options.observer) return;
+    try {
+      await this.options.observer.recordWritten(record);
+    } catch (error) {
+      this.options.onObserverError?.(error as Error, record);
+    }
   }
 }

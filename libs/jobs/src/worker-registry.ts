@@ -1,4 +1,4 @@
-import type { DeviceClass } from './queues';
+import { QUEUE_PREFIX, type DeviceClass } from './queues';
 
 /** What a worker announces about itself; refreshed every few seconds with a TTL. */
 export interface WorkerAnnouncement {
@@ -16,6 +16,39 @@ export interface WorkerAnnouncement {
   startedAt: string;
   lastSeen: string;
   currentJob: string | null;
+  /**
+   * Bytes the compute process may use: host memory (DINOQ_WORKER_MEMORY_BYTES, else the cgroup
+   * limit or the total) on CPU workers, device memory (DINOQ_GPU_MEMORY_BYTES) on GPU workers.
+   * Null or absent (workers from before this field): unknown.
+   */
+  memoryBytes?: number | null;
+  /**
+   * Bytes one training step may occupy: memoryBytes shared by the data-parallel replicas (each
+   * holds a full copy of the state), and at most one 32-bit heap on the WASM backend.
+   * Null or absent: unknown.
+   */
+  stepMemoryBytes?: number | null;
+  /** BullMQ key prefix of the queues it consumes; absent (older workers): the default prefix. */
+  queuePrefix?: string;
+}
+
+/** An announcement as read back: capacity fields present, unknown ones null. */
+export type ListedWorker = WorkerAnnouncement &
+  Required<Pick<WorkerAnnouncement, 'memoryBytes' | 'stepMemoryBytes' | 'queuePrefix'>>;
+
+function byteCount(value: unknown): number | null {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value > 0 ? value : null;
+}
+
+/** Older heartbeats lack the capacity fields: they parse with unknown capacity. */
+function parseAnnouncement(text: string): ListedWorker {
+  const a = JSON.parse(text) as WorkerAnnouncement;
+  return {
+    ...a,
+    memoryBytes: byteCount(a.memoryBytes),
+    stepMemoryBytes: byteCount(a.stepMemoryBytes),
+    queuePrefix: typeof a.queuePrefix === 'string' && a.queuePrefix !== '' ? a.queuePrefix : QUEUE_PREFIX,
+  };
 }
 
 /** The minimal Redis surface used here (ioredis and BullMQ's client both have it). */
@@ -44,15 +77,15 @@ export async function withdrawWorker(redis: RedisLike, workerId: string): Promis
 }
 
 /** Workers seen within the TTL. */
-export async function listWorkers(redis: RedisLike): Promise<WorkerAnnouncement[]> {
-  const out: WorkerAnnouncement[] = [];
+export async function listWorkers(redis: RedisLike): Promise<ListedWorker[]> {
+  const out: ListedWorker[] = [];
   let cursor = '0';
   do {
     const [next, keys] = await redis.scan(cursor, 'MATCH', `${KEY_PREFIX}*`, 'COUNT', 100);
     cursor = next;
     for (const k of keys) {
       const v = await redis.get(k);
-      if (v) out.push(JSON.parse(v) as WorkerAnnouncement);
+      if (v) out.push(parseAnnouncement(v));
     }
   } while (cursor !== '0');
   return out.sort((a, b) => a.workerId.localeCompare(b.workerId));

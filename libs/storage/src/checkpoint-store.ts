@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { ChecksumMismatchError, NotFoundError, StorageError } from './errors';
+import { ChecksumMismatchError, NotFoundError, StorageError, UnreadableObjectError } from './errors';
 import {
   checkpointCommitKey,
   checkpointFileKey,
@@ -103,7 +103,10 @@ export async function commitCheckpoint(
   return { alreadyCommitted: false, commit };
 }
 
-/** The COMMITTED record of a step, or null when that step is not committed. */
+/**
+ * The COMMITTED record of a step, or null when that step is not committed.
+ * @throws UnreadableObjectError naming the key when the record is not JSON or not a commit record.
+ */
 export async function readCheckpointCommit(
   store: Pick<CheckpointStorage, 'getJson'>,
   runId: string,
@@ -137,20 +140,26 @@ export async function latestCommitted(
 }
 
 /**
- * Reads every file of a committed checkpoint and checks it against the COMMITTED record.
- * @throws NotFoundError when the step is not committed or a recorded file is missing.
+ * Reads the files of a committed checkpoint, every one or only those named in `only`, and checks
+ * each against the COMMITTED record. Files that are not read are not checked either, so a reader
+ * that needs the weights does not fail on damaged optimizer state.
+ * @throws NotFoundError when the step is not committed, or a file (recorded or asked for) is missing.
  * @throws ChecksumMismatchError naming the file whose size or sha256 differs.
  */
 export async function loadCheckpoint(
   store: CheckpointStorage,
   runId: string,
   step: number,
+  only?: readonly string[],
 ): Promise<LoadedCheckpoint> {
   const commit = await readCheckpointCommit(store, runId, step);
   if (!commit) throw new NotFoundError(checkpointCommitKey(runId, step));
+  const names = only ?? Object.keys(commit.files);
   const entries = await Promise.all(
-    Object.entries(commit.files).map(async ([name, expected]) => {
+    names.map(async (name) => {
       const key = checkpointFileKey(runId, step, name);
+      const expected = Object.hasOwn(commit.files, name) ? commit.files[name] : undefined;
+      if (!expected) throw new NotFoundError(key);
       const bytes = await store.getBytes(key);
       if (bytes.byteLength !== expected.size) {
         throw new ChecksumMismatchError(
@@ -170,7 +179,7 @@ export async function loadCheckpoint(
 }
 
 function parseCommit(key: string, value: unknown, runId: string, step: number): CheckpointCommit {
-  const bad = (why: string) => new StorageError(`${key} is not a valid commit record: ${why}`);
+  const bad = (why: string) => new UnreadableObjectError(key, `not a valid commit record: ${why}`);
   if (typeof value !== 'object' || value === null) throw bad('not an object');
   const record = value as Partial<CheckpointCommit>;
   if (record.format !== CHECKPOINT_COMMIT_FORMAT) throw bad(`format is ${JSON.stringify(record.format)}`);
@@ -179,7 +188,11 @@ function parseCommit(key: string, value: unknown, runId: string, step: number): 
   }
   if (typeof record.files !== 'object' || record.files === null) throw bad('files is missing');
   for (const [name, file] of Object.entries(record.files)) {
-    validateFileName('checkpointFile', name);
+    try {
+      validateFileName('checkpointFile', name);
+    } catch (error) {
+      throw bad((error as Error).message);
+    }
     if (
       !Number.isInteger(file?.size) ||
       typeof file?.sha256 !== 'string' ||

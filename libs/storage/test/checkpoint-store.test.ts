@@ -6,7 +6,7 @@ import {
   readCheckpointCommit,
   sha256Hex,
 } from '../src/checkpoint-store';
-import { ChecksumMismatchError, InvalidIdError, NotFoundError } from '../src/errors';
+import { ChecksumMismatchError, InvalidIdError, NotFoundError, UnreadableObjectError } from '../src/errors';
 import { checkpointCommitKey, checkpointFileKey } from '../src/keys';
 import { startTestStore, type TestStore } from './s3-fixture';
 
@@ -102,6 +102,37 @@ describe('checkpoint commits on object storage', () => {
 
     await s3.store.delete(key);
     await expect(loadCheckpoint(s3.store, 'run-d', 7)).rejects.toMatchObject({ name: 'NotFoundError', key });
+  });
+
+  it('reads and checks only the files asked for, so damage elsewhere does not matter', async () => {
+    await commitCheckpoint(s3.store, 'run-g', 3, checkpointFiles(3));
+    await s3.store.putBytes(checkpointFileKey('run-g', 3, 'student.safetensors'), bytes(0, 0, 0, 0));
+    await expect(loadCheckpoint(s3.store, 'run-g', 3)).rejects.toThrow(ChecksumMismatchError);
+    const loaded = await loadCheckpoint(s3.store, 'run-g', 3, ['teacher.safetensors']);
+    expect(Object.keys(loaded.files)).toEqual(['teacher.safetensors']);
+    expect(Array.from(loaded.files['teacher.safetensors'])).toEqual([3, 4, 5]);
+    await expect(loadCheckpoint(s3.store, 'run-g', 3, ['optimizer.safetensors'])).rejects.toMatchObject({
+      name: 'NotFoundError',
+      key: checkpointFileKey('run-g', 3, 'optimizer.safetensors'),
+    });
+  });
+
+  it('reports a COMMITTED record that is not JSON or not a commit record as unreadable, naming its key', async () => {
+    const key = checkpointCommitKey('run-h', 4);
+    await s3.store.putBytes(key, new TextEncoder().encode('\u0000garbage{'));
+    await expect(readCheckpointCommit(s3.store, 'run-h', 4)).rejects.toThrow(UnreadableObjectError);
+    await expect(readCheckpointCommit(s3.store, 'run-h', 4)).rejects.toMatchObject({ key });
+    await s3.store.putJson(key, {
+      format: 'dinoq.checkpoint-commit/1',
+      runId: 'run-h',
+      step: 4,
+      files: { '../x': {} },
+    });
+    await expect(loadCheckpoint(s3.store, 'run-h', 4)).rejects.toMatchObject({
+      name: 'UnreadableObjectError',
+      key,
+      message: expect.stringMatching(/not a valid commit record/),
+    });
   });
 
   it('rejects invalid run ids, file names and empty checkpoints before writing', async () => {

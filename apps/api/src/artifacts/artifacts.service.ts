@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { formatStep } from '@dinoq/storage';
+import { UnreadableObjectError, formatStep, type CheckpointCommit } from '@dinoq/storage';
 import { badRequest, notFound } from '../http/api-errors';
 import { PRESIGN_SECONDS, RunFiles } from '../repositories/run-files.repository';
 import { RunRecords } from '../repositories/run-records.repository';
@@ -23,6 +23,10 @@ export function checkRelativeKey(value: unknown): string {
   return value;
 }
 
+type CommitRead =
+  | { step: number; commit: CheckpointCommit | null }
+  | { step: number; unreadable: { key: string; reason: string } };
+
 @Injectable()
 export class ArtifactsService {
   constructor(
@@ -30,7 +34,11 @@ export class ArtifactsService {
     private readonly files: RunFiles,
   ) {}
 
-  /** Committed checkpoints (files from their COMMITTED records), exported backbone, reports, attention maps. */
+  /**
+   * Committed checkpoints (files from their COMMITTED records), exported backbone, reports,
+   * attention maps. A COMMITTED record that cannot be read is listed under `unreadableCheckpoints`
+   * with its key and why, so one damaged object neither fails the listing nor goes unseen.
+   */
   async list(runId: string) {
     await this.runs.get(runId);
     const link = async (key: string, size: number) => ({
@@ -39,18 +47,23 @@ export class ArtifactsService {
       url: await this.files.presign(runId, key),
     });
     const steps = await this.runs.committedSteps(runId);
+    const reads = await Promise.all(steps.map((step) => this.readCommit(runId, step)));
+    const unreadableCheckpoints = reads.flatMap((read) =>
+      'unreadable' in read ? [{ step: read.step, ...read.unreadable }] : [],
+    );
     const checkpoints = await Promise.all(
-      steps.map(async (step) => {
-        const commit = await this.runs.checkpointCommit(runId, step);
-        const files = await Promise.all(
-          Object.entries(commit?.files ?? {}).map(async ([name, file]) => ({
-            name,
-            sha256: file.sha256,
-            ...(await link(`checkpoints/${formatStep(step)}/${name}`, file.size)),
-          })),
-        );
-        return { step, committedAt: commit?.committedAt ?? null, files };
-      }),
+      reads
+        .flatMap((read) => ('commit' in read ? [read] : []))
+        .map(async ({ step, commit }) => {
+          const files = await Promise.all(
+            Object.entries(commit?.files ?? {}).map(async ([name, file]) => ({
+              name,
+              sha256: file.sha256,
+              ...(await link(`checkpoints/${formatStep(step)}/${name}`, file.size)),
+            })),
+          );
+          return { step, committedAt: commit?.committedAt ?? null, files };
+        }),
     );
     const [exported, evals, attention, metrics] = await Promise.all([
       this.files.objects(runId, 'export/'),
@@ -69,11 +82,24 @@ export class ArtifactsService {
       runId,
       expiresInSeconds: PRESIGN_SECONDS,
       checkpoints,
+      unreadableCheckpoints,
       backbone: backbone ? await link(backbone.key, backbone.size) : null,
       evaluations: await Promise.all(evals.map((object) => link(object.key, object.size))),
       attention: [...exports.entries()].map(([exportId, files]) => ({ exportId, files })),
       metrics: await Promise.all(metrics.map((object) => link(object.key, object.size))),
     };
+  }
+
+  private async readCommit(runId: string, step: number): Promise<CommitRead> {
+    try {
+      return { step, commit: await this.runs.checkpointCommit(runId, step) };
+    } catch (error) {
+      if (!(error instanceof UnreadableObjectError)) throw error;
+      return {
+        step,
+        unreadable: { key: `checkpoints/${formatStep(step)}/COMMITTED`, reason: error.reason },
+      };
+    }
   }
 
   /** A presigned GET for one object of the run, after checking the path cannot leave runs/<id>/. */

@@ -1,8 +1,9 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { QueueName, type AttentionJob } from '@dinoq/jobs';
 import { validateId } from '@dinoq/storage';
+import { API_OPTIONS, type ApiOptions } from '../api-options';
 import { resolveCheckpointStep } from '../checkpoint-step';
-import { badRequest, notFound } from '../http/api-errors';
+import { badRequest, notFound, payloadTooLarge } from '../http/api-errors';
 import { attentionJobId } from '../job-ids';
 import { newId } from '../new-id';
 import { Datasets } from '../repositories/datasets.repository';
@@ -10,7 +11,14 @@ import { JobQueues } from '../repositories/job-queues.repository';
 import { RunFiles } from '../repositories/run-files.repository';
 import { RunRecords } from '../repositories/run-records.repository';
 import type { CreateAttentionRequest } from './attention.schemas';
-import { UploadError, checkDecodes, decodeUpload, type UploadedImage } from './image-upload';
+import {
+  UploadError,
+  checkDecodes,
+  decodeUpload,
+  readSize,
+  type ImageSize,
+  type UploadedImage,
+} from './image-upload';
 
 @Injectable()
 export class AttentionService {
@@ -19,6 +27,7 @@ export class AttentionService {
     private readonly datasets: Datasets,
     private readonly files: RunFiles,
     private readonly jobs: JobQueues,
+    @Inject(API_OPTIONS) private readonly options: ApiOptions,
   ) {}
 
   /** Every upload is checked before the first one is stored, so a bad image leaves nothing behind. */
@@ -72,15 +81,35 @@ export class AttentionService {
     };
   }
 
+  /**
+   * Headers first, so a request whose images hold too many pixels together is refused before any
+   * is decoded; then one image at a time, so a request keeps at most one of libuv's threads busy.
+   */
   private async decodeAll(encoded: string[]): Promise<UploadedImage[]> {
     try {
-      const uploads = encoded.map((item, index) => decodeUpload(item, `images.upload.${index}`));
-      await Promise.all(uploads.map((u, index) => checkDecodes(u, `images.upload.${index}`)));
+      const uploads = encoded.map((item, index) => decodeUpload(item, uploadField(index)));
+      const sizes: ImageSize[] = [];
+      for (const [index, upload] of uploads.entries()) sizes.push(await readSize(upload, uploadField(index)));
+      this.checkTotalPixels(sizes);
+      for (const [index, upload] of uploads.entries())
+        await checkDecodes(upload, sizes[index], uploadField(index));
       return uploads;
     } catch (error) {
       if (error instanceof UploadError) throw badRequest(error.message, error.field);
       throw error;
     }
+  }
+
+  private checkTotalPixels(sizes: ImageSize[]): void {
+    const total = sizes.reduce((sum, size) => sum + size.width * size.height, 0);
+    const limit = this.options.uploadMaxTotalPixels;
+    if (total <= limit) return;
+    const listed = sizes.map((size) => `${size.width}×${size.height}`).join(', ');
+    throw payloadTooLarge(
+      `images.upload: ${sizes.length} images of ${total} pixels in all (${listed}), over the limit of ${limit} ` +
+        'pixels per request (DINOQ_UPLOAD_MAX_TOTAL_PIXELS); send fewer or smaller images',
+      'images.upload',
+    );
   }
 
   private async checkIndices(datasetName: string, split: string, indices: number[]): Promise<void> {
@@ -101,4 +130,8 @@ export class AttentionService {
       );
     }
   }
+}
+
+function uploadField(index: number): string {
+  return `images.upload.${index}`;
 }

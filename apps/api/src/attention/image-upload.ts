@@ -1,4 +1,5 @@
 import sharp from 'sharp';
+
 export const MAX_UPLOAD_IMAGES = 16;
 export const MAX_UPLOAD_BYTES = 1024 * 1024;
 
@@ -24,8 +25,8 @@ export class UploadError extends Error {
 
 /**
  * Decodes one base64 image (optionally a data: URL) and checks that its bytes start like a PNG or a
- * JPEG; `checkDecodes` then decodes the pixels, so a corrupt upload is refused before anything is
- * stored or queued.
+ * JPEG; `readSize` and `checkDecodes` then read its header and decode its pixels, so a corrupt
+ * upload is refused before anything is stored or queued.
  */
 export function decodeUpload(encoded: string, field: string): UploadedImage {
   const body = encoded.replace(DATA_URL, '').replace(/\s+/g, '');
@@ -49,13 +50,48 @@ export function decodeUpload(encoded: string, field: string): UploadedImage {
   throw new UploadError(field, `is not a PNG or JPEG image (starts with 0x${head})`);
 }
 
-/** Largest accepted upload, in pixels: attention maps are computed at the run's crop size anyway. */
+/** Largest accepted image, in pixels: attention maps are computed at the run's crop size anyway. */
 export const MAX_UPLOAD_PIXELS = 4096 * 4096;
 
-/** Decodes every pixel (sharp); a truncated or corrupt image is an UploadError naming the field. */
-export async function checkDecodes(upload: UploadedImage, field: string): Promise<void> {
+export interface ImageSize {
+  width: number;
+  height: number;
+}
+
+/**
+ * Reads the image's size from its header (sharp's metadata decodes no pixels), so a request's
+ * pixel total can be checked before anything is decoded.
+ */
+export async function readSize(upload: UploadedImage, field: string): Promise<ImageSize> {
+  let metadata: sharp.Metadata;
   try {
-    await sharp(upload.bytes, { failOn: 'truncated', limitInputPixels: MAX_UPLOAD_PIXELS }).raw().toBuffer();
+    metadata = await sharp(upload.bytes).metadata();
+  } catch (error) {
+    throw new UploadError(field, `does not decode as ${upload.format}: ${(error as Error).message}`);
+  }
+  if (metadata.format !== upload.format)
+    throw new UploadError(field, `starts like a ${upload.format} but reads as ${metadata.format}`);
+  const { width, height } = metadata;
+  if (width * height > MAX_UPLOAD_PIXELS) {
+    throw new UploadError(
+      field,
+      `is ${width}×${height} = ${width * height} pixels, over the limit of ${MAX_UPLOAD_PIXELS} per image`,
+    );
+  }
+  return { width, height };
+}
+
+/**
+ * Decodes every pixel in one of libuv's threads, so a truncated or corrupt image is an UploadError
+ * naming the field. Only the last row is kept: PNG and JPEG decode top to bottom, so reaching it
+ * decodes the whole image while libvips streams the rows instead of holding the decoded image.
+ */
+export async function checkDecodes(upload: UploadedImage, size: ImageSize, field: string): Promise<void> {
+  try {
+    await sharp(upload.bytes, { failOn: 'truncated', limitInputPixels: MAX_UPLOAD_PIXELS })
+      .extract({ left: 0, top: size.height - 1, width: size.width, height: 1 })
+      .raw()
+      .toBuffer();
   } catch (error) {
     throw new UploadError(field, `does not decode as ${upload.format}: ${(error as Error).message}`);
   }

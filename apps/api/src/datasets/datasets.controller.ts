@@ -31,8 +31,23 @@ export class DatasetsController {
   @Get(':name')
   @ApiOperation({ summary: 'One dataset' })
   @ApiParam({ name: 'name' })
-  @ApiResponse({ status: 404, description: 'no manifest for that name' })
+  @ApiResponse({
+    status: 404,
+    description:
+      'no manifest for that name; `import` holds its import job (state, failedReason) if one exists',
+  })
   get(@Param('name', new IdParamPipe('name')) name: string) {
     return this.datasets.get(name);
+  }
+
+  @Get(':name/import')
+  @ApiOperation({ summary: 'The import job of a dataset name: its state and, once failed, why' })
+  @ApiParam({ name: 'name' })
+  @ApiResponse({
+    status: 404,
+    description: 'no import job for that name (never queued, or already cleaned up)',
+  })
+  getImport(@Param('name', new IdParamPipe('name')) name: string) {
+    return this.datasets.getImport(name);
   }
 }

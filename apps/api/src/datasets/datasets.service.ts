@@ -1,10 +1,10 @@
-import { Injectable } from '@nestjs/common';
-import { QueueName } from '@dinoq/jobs';
+import { Injectable, NotFoundException } from '@nestjs/common';
+import { QueueName, type ImportJob } from '@dinoq/jobs';
 import { validateId } from '@dinoq/storage';
 import { conflict, notFound } from '../http/api-errors';
 import { importJobId } from '../job-ids';
 import { Datasets, type DatasetManifest } from '../repositories/datasets.repository';
-import { JobQueues } from '../repositories/job-queues.repository';
+import { JobQueues, type JobSnapshot } from '../repositories/job-queues.repository';
 import type { ImportDatasetRequest } from './dataset.schemas';
 
 export interface DatasetSummary {
@@ -13,6 +13,40 @@ export interface DatasetSummary {
   imageSize: DatasetManifest['imageSize'];
   splits: Record<string, { count: number }>;
   createdAt: string | null;
+}
+
+/** The import job of a data set name: where it stands and, once failed, why. */
+export interface ImportView {
+  name: string;
+  jobId: string;
+  state: JobSnapshot['state'];
+  source: ImportJob['source'] | null;
+  failedReason: string | null;
+  createdAt: string | null;
+  processedAt: string | null;
+  finishedAt: string | null;
+}
+
+function importView(name: string, job: JobSnapshot): ImportView {
+  const data = job.data as Partial<ImportJob> | null;
+  return {
+    name,
+    jobId: job.id,
+    state: job.state,
+    source: data?.source ?? null,
+    failedReason: job.failedReason,
+    createdAt: job.createdAt,
+    processedAt: job.processedAt,
+    finishedAt: job.finishedAt,
+  };
+}
+
+/** Why a data set without a manifest is missing, when its import job says more than "never imported". */
+function missingBecause(job: ImportView): string {
+  if (job.state === 'failed')
+    return `its import job ${job.jobId} failed: ${job.failedReason ?? 'no reason given'}`;
+  if (job.state === 'completed') return `its import job ${job.jobId} completed but wrote no manifest`;
+  return `it is being imported (job ${job.jobId} is ${job.state})`;
 }
 
 function summarise(manifest: DatasetManifest): DatasetSummary {
@@ -38,10 +72,34 @@ export class DatasetsService {
     return (await this.datasets.list()).map(summarise).sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  /**
+   * A data set exists once its manifest does. Without one, the 404 carries the import job of that
+   * name (`import`) when there is one, so a failed import is visible with its reason.
+   */
   async get(name: string): Promise<DatasetSummary> {
     const manifest = await this.datasets.find(name);
-    if (!manifest) throw notFound(`dataset "${name}" does not exist`, 'name');
-    return summarise(manifest);
+    if (manifest) return summarise(manifest);
+    const job = await this.findImport(name);
+    if (!job) throw notFound(`dataset "${name}" does not exist`, 'name');
+    throw new NotFoundException({
+      statusCode: 404,
+      error: 'Not Found',
+      message: `dataset "${name}" does not exist: ${missingBecause(job)}`,
+      field: 'name',
+      import: job,
+    });
+  }
+
+  /** The import job of `name` (waiting, active, failed or completed), while BullMQ keeps it. */
+  async getImport(name: string): Promise<ImportView> {
+    const job = await this.findImport(name);
+    if (!job) throw notFound(`no import job for dataset "${name}"`, 'name');
+    return job;
+  }
+
+  private async findImport(name: string): Promise<ImportView | null> {
+    const job = await this.jobs.get(QueueName.Import, importJobId(name));
+    return job ? importView(name, job) : null;
   }
 
   /** Queues an import under the id `import-<name>`, so repeating the request while it runs is a no-op. */

@@ -1,13 +1,15 @@
 import { Injectable } from '@nestjs/common';
-import { evaluateQueueFor, type EvaluateJob } from '@dinoq/jobs';
+import { evaluateQueueFor, type EvaluateJob, type RunRecord } from '@dinoq/jobs';
 import { validateId } from '@dinoq/storage';
 import { resolveCheckpointStep } from '../checkpoint-step';
-import { notFound } from '../http/api-errors';
+import { badRequest, notFound } from '../http/api-errors';
 import { evaluationJobId } from '../job-ids';
 import { newId } from '../new-id';
+import { Datasets } from '../repositories/datasets.repository';
 import { JobQueues, type JobSnapshot } from '../repositories/job-queues.repository';
 import { RunFiles } from '../repositories/run-files.repository';
 import { RunRecords } from '../repositories/run-records.repository';
+import { evaluationProblems } from './evaluation-checks';
 import type { CreateEvaluationRequest } from './evaluation.schemas';
 
 const LISTED_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'failed'] as const;
@@ -54,11 +56,13 @@ export class EvaluationsService {
     private readonly runs: RunRecords,
     private readonly files: RunFiles,
     private readonly jobs: JobQueues,
+    private readonly datasets: Datasets,
   ) {}
 
   async create(runId: string, request: CreateEvaluationRequest) {
     const run = await this.runs.get(runId);
     const step = resolveCheckpointStep(runId, request.step, await this.runs.committedSteps(runId));
+    await this.checkRunnable(run, request);
     const evalId = newId('eval');
     const job = await this.jobs.add(
       evaluateQueueFor(run.device),
@@ -75,6 +79,20 @@ export class EvaluationsService {
       evaluationJobId(runId, evalId),
     );
     return { runId, evalId, jobId: job.id, queue: job.queue, status: job.state, step, kinds: request.kinds };
+  }
+
+  /** Refuses what the worker would fail on, naming every problem. */
+  private async checkRunnable(run: RunRecord, request: CreateEvaluationRequest): Promise<void> {
+    const manifest = await this.datasets.find(run.datasetName);
+    if (!manifest) throw notFound(`dataset "${run.datasetName}" of this run no longer exists`, 'dataset');
+    const problems = evaluationProblems(run.config, manifest, request);
+    if (problems.length > 0) {
+      throw badRequest(
+        problems.map((problem) => problem.message).join('; '),
+        problems[0].field,
+        problems.map((problem) => `${problem.field}: ${problem.message}`),
+      );
+    }
   }
 
   /** Stored reports plus evaluations still queued, running or failed; a report wins over its job. */

@@ -4,10 +4,13 @@ import { ObjectStore } from '@dinoq/storage';
 import { API_OPTIONS, type ApiOptions } from '../api-options';
 import { RedisRepository } from '../repositories/redis.repository';
 import { withTimeout } from '../with-timeout';
+import { sharedResult } from './shared-result';
 
 const PROBE_TIMEOUT_MS = 3_000;
 /** Absent key: a HEAD answering "not found" proves the bucket is reachable and the credentials work. */
 const STORAGE_PROBE_KEY = 'health/probe';
+/** How long one aggregation answers every probe: readiness probes and dashboards poll far slower. */
+export const HEALTH_CACHE_MS = 1_000;
 
 export interface DependencyStatus {
   status: 'up' | 'down';
@@ -28,6 +31,8 @@ async function probe(work: () => Promise<unknown>, what: string): Promise<Depend
 @Injectable()
 export class HealthService {
   private readonly store: ObjectStore;
+  /** The latest report, shared by concurrent requests and reused for HEALTH_CACHE_MS. */
+  readonly check = sharedResult(HEALTH_CACHE_MS, () => this.aggregate());
 
   constructor(
     @Inject(API_OPTIONS) options: ApiOptions,
@@ -36,7 +41,7 @@ export class HealthService {
     this.store = options.store;
   }
 
-  async check() {
+  private async aggregate() {
     const [redis, storage] = await Promise.all([
       probe(() => this.redis.ping(), 'Redis'),
       probe(() => this.store.exists(STORAGE_PROBE_KEY), 'object storage'),
@@ -49,6 +54,7 @@ export class HealthService {
     for (const worker of workers) byDeviceClass[worker.deviceClass] += 1;
     return {
       status: redis.status === 'up' && storage.status === 'up' ? ('ok' as const) : ('unavailable' as const),
+      checkedAt: new Date().toISOString(),
       checks: { redis, storage },
       workers: {
         count: workers.length,

@@ -1,4 +1,9 @@
-import { ConflictException, NotFoundException, BadRequestException } from '@nestjs/common';
+import {
+  BadRequestException,
+  ConflictException,
+  NotFoundException,
+  PayloadTooLargeException,
+} from '@nestjs/common';
 
 /*
  * The few HTTP errors services raise. Bodies carry the offending field where there is one, so a
@@ -21,4 +26,8 @@ export function badRequest(message: string, field?: string, reasons?: string[]):
     ...(field ? { field } : {}),
     ...(reasons ? { reasons } : {}),
   });
+}
+
+export function payloadTooLarge(message: string, field: string): PayloadTooLargeException {
+  return new PayloadTooLargeException({ statusCode: 413, error: 'Payload Too Large', message, field });
 }

@@ -2,8 +2,8 @@ import { Catch, HttpException, Logger, type ArgumentsHost, type ExceptionFilter 
 import type { Response } from 'express';
 import { ZodError } from 'zod';
 import { ConfigError } from '@dinoq/config';
-import { RunNotFoundError } from '@dinoq/jobs';
-import { InvalidIdError, NotFoundError } from '@dinoq/storage';
+import { RunNotFoundError, RunWriteConflictError } from '@dinoq/jobs';
+import { InvalidIdError, NotFoundError, UnreadableObjectError } from '@dinoq/storage';
 
 export interface ErrorBody {
   statusCode: number;
@@ -11,6 +11,8 @@ export interface ErrorBody {
   message: string;
   field?: string;
   reasons?: string[];
+  /** The storage key of a record that cannot be read. */
+  key?: string;
 }
 
 function zodReasons(error: ZodError): string[] {
@@ -52,6 +54,21 @@ export function errorBody(exception: unknown): ErrorBody {
   }
   if (exception instanceof RunNotFoundError) {
     return { statusCode: 404, error: 'Not Found', message: exception.message, field: 'runId' };
+  }
+  if (exception instanceof UnreadableObjectError) {
+    const run = /^runs\/([^/]+)\/run\.json$/.exec(exception.key);
+    const hint = run
+      ? `; POST /runs/${run[1]}/repair rebuilds it, POST /runs/${run[1]}/cancel stops the run`
+      : '';
+    return {
+      statusCode: 422,
+      error: 'Unprocessable Entity',
+      message: `${exception.message}${hint}`,
+      key: exception.key,
+    };
+  }
+  if (exception instanceof RunWriteConflictError) {
+    return { statusCode: 409, error: 'Conflict', message: exception.message, field: 'runId' };
   }
   if (exception instanceof NotFoundError) {
     return { statusCode: 404, error: 'Not Found', message: exception.message };

@@ -1,5 +1,11 @@
-import type { INestApplication } from '@nestjs/common';
-import { DocumentBuilder, SwaggerModule, type ApiBodyOptions, type OpenAPIObject } from '@nestjs/swagger';
+import { applyDecorators, type INestApplication } from '@nestjs/common';
+import {
+  ApiQuery,
+  DocumentBuilder,
+  SwaggerModule,
+  type ApiBodyOptions,
+  type OpenAPIObject,
+} from '@nestjs/swagger';
 import { z } from 'zod';
 
 type BodySchema = Extract<ApiBodyOptions, { schema: unknown }>['schema'];
@@ -9,12 +15,22 @@ export function openApiSchema(schema: z.ZodType): BodySchema {
   return z.toJSONSchema(schema, { target: 'openapi-3.0', io: 'input', unrepresentable: 'any' }) as BodySchema;
 }
 
+/** One documented query parameter per field of a query schema; required unless it may be absent. */
+export function openApiQuery(schema: z.ZodObject): MethodDecorator {
+  return applyDecorators(
+    ...Object.entries(schema.shape).map(([name, field]) =>
+      ApiQuery({ name, required: !field.safeParse(undefined).success, schema: openApiSchema(field) }),
+    ),
+  );
+}
+
 export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
   const config = new DocumentBuilder()
     .setTitle('dinoq API')
     .setDescription(
       'Queue DINO self-supervised ViT training, evaluation and attention exports; inspect runs and their ' +
-        'artifacts. Every route except /health needs "Authorization: Bearer <api key>".',
+        'artifacts. Every route except /health and /health/live needs "Authorization: Bearer <api key>"; ' +
+        '/health adds its detail (checks, workers) only for a valid key.',
     )
     .setVersion('0.1.0')
     .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'one of DINOQ_API_KEYS' })

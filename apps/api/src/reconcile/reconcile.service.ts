@@ -5,12 +5,12 @@ import {
   type OnApplicationBootstrap,
   type OnModuleDestroy,
 } from '@nestjs/common';
-import { nextShard, shardJobId, shardRange, trainQueueFor, type QueueName } from '@dinoq/jobs';
+import { continuationJob, handleShardFailure, type QueueName, type RunRecord } from '@dinoq/jobs';
 import { API_OPTIONS, type ApiOptions } from '../api-options';
 import { LIVE_JOB_STATES, JobQueues } from '../repositories/job-queues.repository';
 import { RedisRepository } from '../repositories/redis.repository';
+import { RunIndexRepository } from '../repositories/run-index.repository';
 import { RunRecords } from '../repositories/run-records.repository';
-import { lastCommittedStep } from '../runs/run-lifecycle.service';
 
 /** Long enough for a pass over many runs; a crashed holder blocks the others for at most this long. */
 const LOCK_TTL_MS = 60_000;
@@ -20,8 +20,11 @@ export interface ReconcileReport {
   ran: boolean;
   checked: number;
   requeued: { runId: string; jobId: string; queue: QueueName }[];
-  /** Next-shard jobs that exist but finished (completed/failed) while the run still looks active. */
-  stuck: { runId: string; jobId: string; state: string }[];
+  /**
+   * Next-shard jobs that ended for good (failed, or completed without committing) while the run was
+   * still active, and what was done: a new attempt of the shard, or the run failed with the reason.
+   */
+  stuck: { runId: string; jobId: string; state: string; outcome: 'retried' | 'failed' | 'unchanged' }[];
   errors: { runId: string; error: string }[];
 }
 
@@ -41,6 +44,7 @@ export class ReconcileService implements OnApplicationBootstrap, OnModuleDestroy
     private readonly runs: RunRecords,
     private readonly jobs: JobQueues,
     private readonly redis: RedisRepository,
+    private readonly index: RunIndexRepository,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -71,7 +75,7 @@ export class ReconcileService implements OnApplicationBootstrap, OnModuleDestroy
         }
         for (const entry of report.stuck) {
           this.logger.warn(
-            `run ${entry.runId}: job ${entry.jobId} is ${entry.state} but the run is still active`,
+            `run ${entry.runId}: job ${entry.jobId} was ${entry.state} while the run was active: ${entry.outcome}`,
           );
         }
       })
@@ -85,28 +89,15 @@ export class ReconcileService implements OnApplicationBootstrap, OnModuleDestroy
     if (token === null) return report;
     report.ran = true;
     try {
-      for (const run of await this.runs.list()) {
+      const records = await this.runs.list();
+      await this.syncIndex(records).catch((error: Error) =>
+        report.errors.push({ runId: '*', error: `listing index: ${error.message}` }),
+      );
+      for (const run of records) {
         if ((run.status !== 'queued' && run.status !== 'running') || run.cancelRequested) continue;
         report.checked += 1;
         try {
-          const committed = lastCommittedStep(run, await this.runs.committedSteps(run.runId));
-          const shard = nextShard(run, committed);
-          if (shard === null) continue;
-          const queue = trainQueueFor(run.device);
-          const jobId = shardJobId(run.runId, run.generation, shard);
-          const existing = await this.jobs.get(queue, jobId);
-          if (existing && LIVE_JOB_STATES.includes(existing.state as never)) continue;
-          if (existing) {
-            report.stuck.push({ runId: run.runId, jobId, state: existing.state });
-            continue;
-          }
-          await this.jobs.add(
-            queue,
-            'train-shard',
-            { runId: run.runId, shard, ...shardRange(run, shard) },
-            jobId,
-          );
-          report.requeued.push({ runId: run.runId, jobId, queue });
+          await this.reconcileRun(run, report);
         } catch (error) {
           report.errors.push({ runId: run.runId, error: (error as Error).message });
         }
@@ -115,5 +106,42 @@ export class ReconcileService implements OnApplicationBootstrap, OnModuleDestroy
       await this.redis.releaseLock(lockKey, token).catch(() => false);
     }
     return report;
+  }
+
+  /**
+   * Puts every record into the listing index, newer-wins per run, so an index write that a crash or
+   * a Redis outage lost is repaired; after a wipe the index is rebuilt whole first.
+   */
+  private async syncIndex(records: RunRecord[]): Promise<void> {
+    if (!(await this.index.isBuilt())) await this.index.ensureBuilt(async () => records);
+    await Promise.all(records.map((record) => this.index.recordWritten(record)));
+  }
+
+  /** Makes sure the job of the run's next shard exists, or that a job which ended for good is acted on. */
+  private async reconcileRun(run: RunRecord, report: ReconcileReport): Promise<void> {
+    const job = continuationJob(run, await this.runs.committedSteps(run.runId));
+    if (!job) return;
+    const existing = await this.jobs.get(job.queue, job.jobId);
+    if (existing && LIVE_JOB_STATES.includes(existing.state as never)) return;
+    if (!existing) {
+      await this.jobs.add(job.queue, 'train-shard', job.data, job.jobId);
+      report.requeued.push({ runId: run.runId, jobId: job.jobId, queue: job.queue });
+      return;
+    }
+    const reason =
+      existing.state === 'failed'
+        ? `shard ${job.data.shard} (job ${job.jobId}) failed: ${existing.failedReason ?? 'no reason recorded'}`
+        : `shard ${job.data.shard} (job ${job.jobId}) ended ${existing.state} without committing step ${job.data.toStep}`;
+    const outcome = await handleShardFailure(
+      {
+        runs: this.runs,
+        committedSteps: (runId) => this.runs.committedSteps(runId),
+        enqueue: async (queue, jobId, data) => {
+          await this.jobs.add(queue, 'train-shard', data, jobId);
+        },
+      },
+      { runId: run.runId, generation: run.generation, reason, unrecoverable: false },
+    );
+    report.stuck.push({ runId: run.runId, jobId: job.jobId, state: existing.state, outcome: outcome.kind });
   }
 }

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { listWorkers, type WorkerAnnouncement } from '@dinoq/jobs';
+import { listWorkers, type ListedWorker } from '@dinoq/jobs';
 import { API_OPTIONS, type ApiOptions } from '../api-options';
 
 // Deletes the lock only if this holder still owns it, so an expired lock taken over by another
@@ -36,7 +36,7 @@ export class RedisRepository implements OnModuleDestroy {
     return performance.now() - started;
   }
 
-  workers(): Promise<WorkerAnnouncement[]> {
+  workers(): Promise<ListedWorker[]> {
     return listWorkers(this.client);
   }
 

@@ -1,17 +1,14 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { RunRepository, runRecordSchema, type RunRecord } from '@dinoq/jobs';
+import { RunRepository, type RunRecord, type RunSpec } from '@dinoq/jobs';
 import {
   ObjectStore,
   listCommitted,
   metricsPrefix,
   readCheckpointCommit,
-  runRecordKey,
-  runsPrefix,
   type CheckpointCommit,
 } from '@dinoq/storage';
 import { API_OPTIONS, type ApiOptions } from '../api-options';
-
-const RUN_RECORD_KEY = /^runs\/([^/]+)\/run\.json$/;
+import { RunIndexRepository } from './run-index.repository';
 
 /** Run records, their committed checkpoints and metrics: everything under runs/<id>/ that describes training. */
 @Injectable()
@@ -20,9 +17,15 @@ export class RunRecords {
   private readonly store: ObjectStore;
   private readonly records: RunRepository;
 
-  constructor(@Inject(API_OPTIONS) options: ApiOptions) {
+  constructor(@Inject(API_OPTIONS) options: ApiOptions, index: RunIndexRepository) {
     this.store = options.store;
-    this.records = new RunRepository(options.store);
+    this.records = new RunRepository(options.store, {
+      observer: index,
+      onObserverError: (error, record) =>
+        this.logger.warn(
+          `run ${record.runId}: index not updated (${error.message}); reconciliation repairs it`,
+        ),
+    });
   }
 
   find(runId: string): Promise<RunRecord | null> {
@@ -34,45 +37,31 @@ export class RunRecords {
     return this.records.get(runId);
   }
 
-  /**
-   * Writes a new record unless one exists. The existence check serves servers without conditional
-   * writes (s3rver); If-None-Match closes the race on S3 and MinIO.
-   */
-  async create(record: RunRecord): Promise<boolean> {
-    const key = runRecordKey(record.runId);
-    if (await this.store.exists(key)) return false;
-    const body = new TextEncoder().encode(`${JSON.stringify(runRecordSchema.parse(record), null, 2)}\n`);
-    return this.store.putBytesIfAbsent(key, body, 'application/json');
+  /** Writes a new run unless one exists under its id: of concurrent creates exactly one wins. */
+  create(record: RunRecord): Promise<boolean> {
+    return this.records.create(record);
   }
 
-  /** Re-reads, applies `change`, writes back. */
-  update(runId: string, change: (run: RunRecord) => Partial<RunRecord>): Promise<RunRecord> {
+  /** Compare-and-swap: re-reads, applies `change` (null: write nothing), retries if another writer won. */
+  update(runId: string, change: (run: RunRecord) => Partial<RunRecord> | null): Promise<RunRecord> {
     return this.records.update(runId, change);
+  }
+
+  /** Rebuilds an unreadable run.json from spec.json as a stopped run; a readable one is left alone. */
+  repair(runId: string, status: 'failed' | 'cancelled', committedSteps: number[]) {
+    return this.records.repair(runId, status, committedSteps);
+  }
+
+  spec(runId: string): Promise<RunSpec | null> {
+    return this.records.spec(runId);
   }
 
   /**
    * Every readable run record, oldest first. A malformed record is logged and skipped, so one bad
    * object cannot hide the other runs from listings and reconciliation.
    */
-  async list(): Promise<RunRecord[]> {
-    const ids: string[] = [];
-    for await (const key of this.store.list(runsPrefix())) {
-      const match = RUN_RECORD_KEY.exec(key);
-      if (match) ids.push(match[1]);
-    }
-    const records = await Promise.all(
-      ids.map(async (runId) => {
-        try {
-          return await this.records.find(runId);
-        } catch (error) {
-          this.logger.warn(`skipping run ${runId}: ${(error as Error).message}`);
-          return null;
-        }
-      }),
-    );
-    return records
-      .filter((record): record is RunRecord => record !== null)
-      .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  list(): Promise<RunRecord[]> {
+    return this.records.list((error) => this.logger.warn(`skipping a run: ${error.message}`));
   }
 
   /** Steps with a COMMITTED record, ascending: the storage truth, newer than run.json may be. */

@@ -1,18 +1,16 @@
 import { Injectable } from '@nestjs/common';
-import { nextShard, shardJobId, shardRange, trainQueueFor, type RunRecord } from '@dinoq/jobs';
+import { continuationJob, lastCommittedStep, nextShard, shardJobId, trainQueueFor } from '@dinoq/jobs';
+import { UnreadableObjectError } from '@dinoq/storage';
 import { conflict } from '../http/api-errors';
 import { JobQueues } from '../repositories/job-queues.repository';
 import { RunRecords } from '../repositories/run-records.repository';
 import { runView } from './run-view';
 
-/** The newest committed step: the checkpoint store's COMMITTED records win over a stale run.json. */
-export function lastCommittedStep(run: RunRecord, committedSteps: number[]): number | null {
-  const stored = committedSteps.length > 0 ? committedSteps[committedSteps.length - 1] : null;
-  if (stored === null) return run.lastCommittedStep;
-  return run.lastCommittedStep === null ? stored : Math.max(stored, run.lastCommittedStep);
-}
-
-/** Cancel and resume: the state transitions a client may ask for. */
+/**
+ * Cancel, resume and repair: the state transitions a client may ask for. Each is decided inside a
+ * compare-and-swap of run.json, so of concurrent requests for one transition exactly one wins and
+ * the others see the state it left (409), and a worker's concurrent update is never lost.
+ */
 @Injectable()
 export class RunLifecycleService {
   constructor(
@@ -23,27 +21,42 @@ export class RunLifecycleService {
   /**
    * Sets cancelRequested first (so neither the worker nor reconciliation queues more shards), then
    * removes the shard job if it has not started. A running shard finishes and commits; the worker
-   * then marks the run cancelled.
+   * then marks the run cancelled. An unreadable run.json is rebuilt from spec.json as cancelled.
    */
   async cancel(runId: string) {
-    const run = await this.runs.get(runId);
-    if (run.status === 'cancelled')
-      return { ...runView(run), removedJobId: null, stopsAfterCurrentShard: false };
-    if (run.status === 'completed' || run.status === 'failed') {
-      throw conflict(`run "${runId}" is ${run.status}; only queued or running runs can be cancelled`);
-    }
-    let updated = await this.runs.update(runId, () => ({ cancelRequested: true }));
     const committed = await this.runs.committedSteps(runId);
-    const shard = nextShard(updated, lastCommittedStep(updated, committed));
-    const jobId = shard === null ? null : shardJobId(runId, updated.generation, shard);
-    const outcome =
-      jobId === null ? 'absent' : await this.jobs.removeIfWaiting(trainQueueFor(updated.device), jobId);
-    const running = outcome === 'active';
-    if (!running) {
-      updated = await this.runs.update(runId, (current) =>
-        current.status === 'queued' || current.status === 'running' ? { status: 'cancelled' } : {},
-      );
+    let requested;
+    try {
+      requested = await this.runs.update(runId, (current) => {
+        if (current.status === 'cancelled') return null;
+        if (current.status === 'completed' || current.status === 'failed') {
+          throw conflict(`run "${runId}" is ${current.status}; only queued or running runs can be cancelled`);
+        }
+        return current.cancelRequested ? null : { cancelRequested: true };
+      });
+    } catch (error) {
+      if (!(error instanceof UnreadableObjectError)) throw error;
+      const { record } = await this.runs.repair(runId, 'cancelled', committed);
+      return {
+        ...runView(record, committed),
+        removedJobId: null,
+        stopsAfterCurrentShard: false,
+        repaired: true,
+      };
     }
+    if (requested.status === 'cancelled') {
+      return { ...runView(requested, committed), removedJobId: null, stopsAfterCurrentShard: false };
+    }
+    const shard = nextShard(requested, lastCommittedStep(requested, committed));
+    const jobId = shard === null ? null : shardJobId(runId, requested.generation, shard);
+    const outcome =
+      jobId === null ? 'absent' : await this.jobs.removeIfWaiting(trainQueueFor(requested.device), jobId);
+    const running = outcome === 'active';
+    const updated = running
+      ? requested
+      : await this.runs.update(runId, (current) =>
+          current.status === 'queued' || current.status === 'running' ? { status: 'cancelled' } : null,
+        );
     return {
       ...runView(updated, committed),
       removedJobId: outcome === 'removed' ? jobId : null,
@@ -56,33 +69,40 @@ export class RunLifecycleService {
    * shard job ids never collide with jobs of the earlier attempt that BullMQ may still hold.
    */
   async resume(runId: string) {
-    const run = await this.runs.get(runId);
-    if (run.status !== 'failed' && run.status !== 'cancelled') {
-      const detail = run.cancelRequested
-        ? 'a cancellation is still in progress; resume once the current shard has stopped'
-        : 'only failed or cancelled runs can be resumed';
-      throw conflict(`run "${runId}" is ${run.status}: ${detail}`);
-    }
     const committed = await this.runs.committedSteps(runId);
-    const fromStep = lastCommittedStep(run, committed);
-    const shard = nextShard(run, fromStep);
-    if (shard === null)
-      throw conflict(`run "${runId}" has committed all ${run.totalSteps} steps; nothing to resume`);
-    const generation = run.generation + 1;
-    const updated = await this.runs.update(runId, (current) => ({
-      status: 'queued',
-      generation,
-      cancelRequested: false,
-      error: null,
-      lastCommittedStep: fromStep,
-      committedSteps: committed.length > 0 ? committed : current.committedSteps,
-    }));
-    const job = await this.jobs.add(
-      trainQueueFor(updated.device),
-      'train-shard',
-      { runId, shard, ...shardRange(updated, shard) },
-      shardJobId(runId, generation, shard),
-    );
+    const updated = await this.runs.update(runId, (current) => {
+      if (current.status !== 'failed' && current.status !== 'cancelled') {
+        const detail = current.cancelRequested
+          ? 'a cancellation is still in progress; resume once the current shard has stopped'
+          : 'only failed or cancelled runs can be resumed';
+        throw conflict(`run "${runId}" is ${current.status}: ${detail}`);
+      }
+      const fromStep = lastCommittedStep(current, committed);
+      if (nextShard(current, fromStep) === null) {
+        throw conflict(`run "${runId}" has committed all ${current.totalSteps} steps; nothing to resume`);
+      }
+      return {
+        status: 'queued',
+        generation: current.generation + 1,
+        cancelRequested: false,
+        error: null,
+        lastCommittedStep: fromStep,
+        committedSteps: committed.length > 0 ? committed : current.committedSteps,
+      };
+    });
+    const next = continuationJob(updated, committed);
+    if (!next) throw conflict(`run "${runId}" has nothing left to train`);
+    const job = await this.jobs.add(next.queue, 'train-shard', next.data, next.jobId);
     return { ...runView(updated, committed), job: { id: job.id, queue: job.queue, state: job.state } };
+  }
+
+  /**
+   * Rebuilds an unreadable run.json from the run's spec.json and its committed checkpoints, as a
+   * failed run that can then be resumed. A readable record is left as it is (`repaired: false`).
+   */
+  async repair(runId: string) {
+    const committed = await this.runs.committedSteps(runId);
+    const { record, repaired } = await this.runs.repair(runId, 'failed', committed);
+    return { ...runView(record, committed), repaired };
   }
 }

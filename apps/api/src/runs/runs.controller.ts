@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { Body, Controller, Get, Header, HttpCode, Param, Post, Query } from '@nestjs/common';
 import {
   ApiBearerAuth,
   ApiBody,
@@ -9,10 +9,17 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { IdParamPipe } from '../http/id-param.pipe';
-import { openApiSchema } from '../http/openapi';
+import { openApiQuery, openApiSchema } from '../http/openapi';
 import { ZodPipe } from '../http/zod.pipe';
 import { RunLifecycleService } from './run-lifecycle.service';
-import { createRunSchema, metricsQuerySchema, type CreateRunRequest } from './run.schemas';
+import {
+  createRunSchema,
+  listRunsQuerySchema,
+  metricsQuerySchema,
+  runListSchema,
+  type CreateRunRequest,
+  type ListRunsQuery,
+} from './run.schemas';
 import { RunsService } from './runs.service';
 
 @ApiTags('runs')
@@ -39,9 +46,15 @@ export class RunsController {
   }
 
   @Get()
-  @ApiOperation({ summary: 'Every run, oldest first' })
-  list() {
-    return this.runs.list();
+  @ApiOperation({
+    summary: 'A page of run summaries, oldest first unless order=desc; follow nextCursor for the next page',
+  })
+  @openApiQuery(listRunsQuerySchema)
+  @ApiResponse({ status: 200, description: 'one page of runs', schema: openApiSchema(runListSchema) })
+  @ApiResponse({ status: 400, description: 'a bad query parameter: `reasons` names it' })
+  @Header('Content-Type', 'application/json; charset=utf-8')
+  list(@Query(new ZodPipe(listRunsQuerySchema)) query: ListRunsQuery) {
+    return this.runs.list(query);
   }
 
   @Get(':id')
@@ -83,5 +96,21 @@ export class RunsController {
   })
   resume(@Param('id', new IdParamPipe('runId')) runId: string) {
     return this.lifecycle.resume(runId);
+  }
+
+  @Post(':id/repair')
+  @HttpCode(200)
+  @ApiOperation({
+    summary:
+      'Rebuild an unreadable run.json from spec.json and the committed checkpoints, as a failed run ' +
+      'that can be resumed; a readable record is returned unchanged (`repaired: false`)',
+  })
+  @ApiParam({ name: 'id', description: 'run id' })
+  @ApiResponse({
+    status: 422,
+    description: 'run.json is unreadable and there is no spec.json to rebuild it from',
+  })
+  repair(@Param('id', new IdParamPipe('runId')) runId: string) {
+    return this.lifecycle.repair(runId);
   }
 }

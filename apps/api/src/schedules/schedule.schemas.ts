@@ -1,9 +1,13 @@
-import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 import { knnOptionsSchema, linearOptionsSchema } from '@dinoq/jobs';
 import { evaluationKindsSchema } from '../evaluations/evaluation.schemas';
+import { cronPatternProblem } from './cron-pattern';
 
-/** BullMQ creates at most one pending job per scheduler, so a short period cannot pile up work. */
+/**
+ * The shortest period of a schedule, for `every` and between a cron pattern's firings alike. BullMQ
+ * creates at most one pending job per scheduler, so a short period cannot pile up work, but every
+ * firing still costs a sweep over the runs.
+ */
 export const MIN_EVERY_SECONDS = 10;
 
 function knownTimeZone(tz: string): boolean {
@@ -23,7 +27,14 @@ export const createScheduleSchema = z
       .describe('generated from the request when absent, so repeating it is idempotent'),
     runId: z.string().optional().describe('omit to evaluate every active run'),
     every: z.number().int().min(MIN_EVERY_SECONDS).optional().describe('period in seconds'),
-    cron: z.string().min(1).max(128).optional().describe('cron pattern, e.g. "0 3 * * *"'),
+    cron: z
+      .string()
+      .min(1)
+      .max(128)
+      .optional()
+      .describe(
+        `cron pattern of 5 fields, e.g. "0 3 * * *", or 6 with seconds first; firings at least ${MIN_EVERY_SECONDS} s apart`,
+      ),
     tz: z.string().min(1).max(64).optional().describe('IANA time zone of the cron pattern (default UTC)'),
     kinds: evaluationKindsSchema,
     knn: knnOptionsSchema.optional(),
@@ -45,15 +56,8 @@ export const createScheduleSchema = z
         ctx.addIssue({ code: 'custom', path: ['tz'], message: `unknown time zone "${request.tz}"` });
     }
     if (request.cron !== undefined && (request.tz === undefined || knownTimeZone(request.tz))) {
-      try {
-        CronExpressionParser.parse(request.cron, { tz: request.tz ?? 'UTC' }).next();
-      } catch (error) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['cron'],
-          message: `invalid cron pattern: ${(error as Error).message}`,
-        });
-      }
+      const problem = cronPatternProblem(request.cron, request.tz ?? 'UTC', MIN_EVERY_SECONDS);
+      if (problem !== null) ctx.addIssue({ code: 'custom', path: ['cron'], message: problem });
     }
   });
 

@@ -144,7 +144,10 @@ async function runDemo(o: DemoFlags): Promise<void> {
       `stack: Redis ${redisUrl}, S3 ${s3.endpoint} (data in ${s3.directory}), API ${base}\n`,
     );
     for (let i = 0; ; i++) {
-      const health = await fetch(`${base}/health`).catch(() => null);
+      // Worker counts are in the detailed answer, which needs the key.
+      const health = await fetch(`${base}/health`, { headers: { authorization: `Bearer ${apiKey}` } }).catch(
+        () => null,
+      );
       const body = health?.ok ? ((await health.json()) as { workers?: { count?: number } }) : null;
       if (body && (body.workers?.count ?? 0) > 0) break;
       if (i > 240) throw new Error('the API or the worker did not come up within 2 minutes');

@@ -1,5 +1,11 @@
 import { createHash } from 'node:crypto';
-import { loadSplit, parseManifest, type DatasetManifest, type DecodedSplit } from '@dinoq/data';
+import {
+  loadSplit,
+  ManifestError,
+  parseManifest,
+  type DatasetManifest,
+  type DecodedSplit,
+} from '@dinoq/data';
 import { datasetManifestKey, type ObjectStore } from '@dinoq/storage';
 
 export interface CachedSplit {
@@ -36,7 +42,7 @@ export class DatasetCache {
     try {
       json = JSON.parse(new TextDecoder().decode(bytes));
     } catch (error) {
-      throw new Error(`${key} is not valid JSON: ${(error as Error).message}`);
+      throw new ManifestError(key, [`not valid JSON (${(error as Error).message})`]);
     }
     return {
       manifest: parseManifest(json, key),

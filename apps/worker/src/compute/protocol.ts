@@ -1,4 +1,6 @@
+import { PermanentDataError } from '@dinoq/data';
 import type { JobName } from '@dinoq/jobs';
+import { ChecksumMismatchError, InvalidIdError, UnreadableObjectError } from '@dinoq/storage';
 
 /*
  * Messages between the worker process and its compute child over the IPC channel. Everything is
@@ -66,13 +68,30 @@ export class JobAbandonedError extends Error {
   override readonly name = 'JobAbandonedError';
 }
 
+/**
+ * Errors that meet the same bytes or the same input on every attempt: a corrupt data set shard or
+ * manifest, an import source that is missing or unusable, a corrupt checkpoint file or record, an
+ * id that cannot be a key. Retrying them only delays the failure.
+ */
+const PERMANENT_ERRORS = [
+  UnrecoverableJobError,
+  PermanentDataError,
+  ChecksumMismatchError,
+  UnreadableObjectError,
+  InvalidIdError,
+];
+
+export function isUnrecoverable(error: unknown): boolean {
+  return PERMANENT_ERRORS.some((type) => error instanceof type);
+}
+
 export function serializeError(error: unknown, unrecoverable = false): SerializedError {
   if (error instanceof Error) {
     return {
       name: error.name,
       message: error.message,
       stack: error.stack,
-      unrecoverable: unrecoverable || error instanceof UnrecoverableJobError,
+      unrecoverable: unrecoverable || isUnrecoverable(error),
     };
   }
   return { name: 'Error', message: String(error), unrecoverable };

@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import type { BlobStore } from '../blob-store';
+import { DatasetSourceError } from '../errors';
 import { MANIFEST_VERSION, writeManifest, type DatasetManifest, type SplitInfo } from '../manifest';
 import { encodePng } from '../png';
 import { ShardWriter } from '../shard-writer';
@@ -50,7 +51,13 @@ export async function importFashionMnist(options: ImportFashionMnistOptions): Pr
       path.join(srcDir, files.images),
       path.join(srcDir, files.labels),
       FASHION_MNIST_CLASSES.length,
-    );
+    ).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+      throw new DatasetSourceError(
+        `Fashion-MNIST source ${error.path ?? srcDir} is missing: install the Debian package ` +
+          'dataset-fashion-mnist (scripts/setup.sh does) or point srcDir at the IDX files',
+      );
+    });
     size = { width: src.width, height: src.height };
     const frame = src.width * src.height;
     const count = Math.min(src.count, options.limit ?? Infinity);

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
+import { PermanentDataError } from '../errors';
 
 /**
  * IDX (the MNIST container): 2 zero bytes, a type byte (0x08 = unsigned byte), the number of
@@ -10,7 +11,7 @@ export interface IdxArray {
   data: Uint8Array;
 }
 
-export class IdxFormatError extends Error {
+export class IdxFormatError extends PermanentDataError {
   constructor(
     readonly file: string,
     message: string,

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import type { BlobStore } from '../blob-store';
 import { mapLimit } from '../concurrency';
+import { DatasetSourceError } from '../errors';
 import { MANIFEST_VERSION, tryReadManifest, writeManifest, type DatasetManifest } from '../manifest';
 import { ShardWriter } from '../shard-writer';
 import { sampleKey } from './fashion-mnist';
@@ -43,12 +44,15 @@ const byCodePoint = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 
 async function listClassFolder(
   srcDir: string,
 ): Promise<{ classes: string[]; files: { file: string; label: number }[] }> {
-  const entries = await readdir(srcDir, { withFileTypes: true });
+  const entries = await readdir(srcDir, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') throw new DatasetSourceError(`image folder ${srcDir} does not exist`);
+    throw error;
+  });
   const classes = entries
     .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
     .map((e) => e.name)
     .sort(byCodePoint);
-  if (classes.length === 0) throw new Error(`image folder ${srcDir} has no class sub-folders`);
+  if (classes.length === 0) throw new DatasetSourceError(`image folder ${srcDir} has no class sub-folders`);
   const files: { file: string; label: number }[] = [];
   for (const [label, cls] of classes.entries()) {
     const names = (await readdir(path.join(srcDir, cls), { withFileTypes: true }))
@@ -87,11 +91,11 @@ export async function importImageFolder(options: ImportImageFolderOptions): Prom
   const existing = await tryReadManifest(options.store, options.name);
   if (existing) {
     if (existing.classes.join('\n') !== classes.join('\n'))
-      throw new Error(
+      throw new DatasetSourceError(
         `dataset "${options.name}" exists with classes [${existing.classes.join(', ')}]; ${options.srcDir} has [${classes.join(', ')}]`,
       );
     if (existing.imageSize.channels !== channels)
-      throw new Error(
+      throw new DatasetSourceError(
         `dataset "${options.name}" exists with ${existing.imageSize.channels} channels, importing ${channels}`,
       );
   }
@@ -103,7 +107,7 @@ export async function importImageFolder(options: ImportImageFolderOptions): Prom
     existing &&
     (existing.imageSize.width !== options.resize.width || existing.imageSize.height !== options.resize.height)
   )
-    throw new Error(
+    throw new DatasetSourceError(
       `dataset "${options.name}" exists with ${existing.imageSize.width}x${existing.imageSize.height} images, resize asks for ${options.resize.width}x${options.resize.height}`,
     );
 
@@ -141,7 +145,7 @@ export async function importImageFolder(options: ImportImageFolderOptions): Prom
       imported++;
     }
   }
-  if (!size) throw new Error(`image folder ${options.srcDir} has no readable images`);
+  if (!size) throw new DatasetSourceError(`image folder ${options.srcDir} has no readable images`);
 
   const manifest: DatasetManifest = {
     name: options.name,

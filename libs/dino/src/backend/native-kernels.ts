@@ -136,18 +136,8 @@ export function nativeKernelsInstalled(): boolean {
   return active !== null && NATIVE_KERNELS.every((name) => tf.getKernel(name, BACKEND) === ours.get(name));
 }
 
-/** The OpenBLAS thread count in effect, or 0 without native kernels. */
-export function nativeBlasThreads(): number {
-  return active ? active.blas.threads() : 0;
-}
-
 function describe(): string {
   if (!active) return 'native BLAS not installed';
   const threads = `${active.threads} thread${active.threads === 1 ? '' : 's'}`;
   return `OpenBLAS (${active.corename}, ${threads}) for BatchMatMul, _FusedMatMul; native Exp, Erf, Transpose, Sum`;
-}
-
-/** One line for logs: what computes the matmuls. */
-export function nativeKernelsDetail(): string {
-  return nativeKernelsInstalled() ? describe() : 'native BLAS not installed';
 }

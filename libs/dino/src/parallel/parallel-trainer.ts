@@ -2,7 +2,8 @@ import * as os from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import type { RunConfig } from '@dinoq/config';
 import { DinoTrainer, type StepMetrics } from '../trainer';
-import { NonFiniteLossError, type CropBatch } from '../train-step';
+import { NonFiniteLossError } from '../non-finite-loss';
+import type { CropBatch } from '../step-types';
 import type { BackendInfo } from '../backend/select-backend';
 import { microBatches, type MicroBatch } from '../grad-step';
 import { HyperSchedule, stateChecksum } from '../train-state';
@@ -315,7 +316,7 @@ export class DataParallelTrainer implements ReplicatedTrainer {
     }
     const sumMs = performance.now() - sumStart;
     // Nothing was updated yet, so a NaN leaves every replica as it was.
-    if (!Number.isFinite(loss)) throw new NonFiniteLossError(step, loss);
+    if (!Number.isFinite(loss)) throw new NonFiniteLossError(step, loss, this.config);
 
     let applied;
     try {

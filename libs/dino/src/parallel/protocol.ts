@@ -1,5 +1,5 @@
 import type { RunConfig } from '@dinoq/config';
-import type { CropBatch, StepHyper } from '../train-step';
+import type { CropBatch, StepHyper } from '../step-types';
 import type { BackendInfo } from '../backend/select-backend';
 import type { MicroBatch } from '../grad-step';
 

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '../register-gradients';
 import { selectBackend } from '../backend/select-backend';
 import { installNativeKernels, nativeKernelsInstalled } from '../backend/native-kernels';
-import type { TrainState } from '../train-step';
+import type { TrainState } from '../step-types';
 import { applyUpdate, computeGradients } from '../grad-step';
 import { checkpointOf, createTrainState, stateChecksum } from '../train-state';
 import type { ReplicaInit, ReplicaReply, ReplicaRequest } from './protocol';

@@ -1,4 +1,4 @@
-import type { CropBatch } from '../train-step';
+import type { CropBatch } from '../step-types';
 import type { ParallelStepMetrics, ReplicatedTrainer } from './parallel-trainer';
 
 /** A batch as the data pipeline hands it over: the crops and what producing them cost. */

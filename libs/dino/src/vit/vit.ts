@@ -123,16 +123,6 @@ export function vitForward(params: ParamTensors, images: tf.Tensor4D, opts: VitO
   });
 }
 
-/** Every token after the final norm, `[B, N+1, D]` ([CLS] first). */
-export function vitTokens(params: ParamTensors, images: tf.Tensor4D, opts: VitOptions): tf.Tensor3D {
-  const depth = checkedDepth(params, opts.config.model);
-  return tf.tidy(() => {
-    const { x, shape } = embed(params, images, opts.config.model);
-    const out = runBlocks(params, x, blockContexts(opts, shape), depth);
-    return asSequences(finalNorm(params, out), shape);
-  });
-}
-
 /**
  * Softmax attention of the last block, `[B, heads, N+1, N+1]` (spec §2.7): blocks 0..L−2 run
  * in full, the last one only up to its attention probabilities on LN1 of its input. Eval mode.

@@ -1,4 +1,5 @@
 import { ConfigError, parseRunConfig, type RunConfig } from '@dinoq/config';
+import { networkFileName } from '@dinoq/dino';
 import { RunNotFoundError, type RunRecord } from '@dinoq/jobs';
 import { NotFoundError, latestCommitted, loadCheckpoint, type LoadedCheckpoint } from '@dinoq/storage';
 import type { ComputeContext } from '../job-scope';
@@ -12,8 +13,9 @@ export interface ResolvedCheckpoint {
 
 /**
  * The run and the checkpoint a read-only job (evaluation, attention export) works on: the given
- * committed step, or the newest one when the job asks for null. Problems retrying cannot fix
- * (no run, no such commit) fail the job for good.
+ * committed step, or the newest one when the job asks for null. Only the teacher's weights are
+ * read (and checked), so damaged optimizer or student files do not stop an evaluation. Problems
+ * retrying cannot fix (no run, no such commit) fail the job for good.
  */
 export async function resolveCheckpoint(
   ctx: ComputeContext,
@@ -39,7 +41,8 @@ export async function resolveCheckpoint(
   const resolved = step ?? (await latestCommitted(ctx.store, runId));
   if (resolved === null) throw new UnrecoverableJobError(`run ${runId} has no committed checkpoint yet`);
   try {
-    return { run, config, checkpoint: await loadCheckpoint(ctx.store, runId, resolved) };
+    const checkpoint = await loadCheckpoint(ctx.store, runId, resolved, [networkFileName('teacher')]);
+    return { run, config, checkpoint };
   } catch (error) {
     if (error instanceof NotFoundError) {
       throw new UnrecoverableJobError(

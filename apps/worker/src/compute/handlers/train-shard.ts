@@ -173,8 +173,8 @@ export async function trainShard(
         `${plan.resumeFrom ?? 'none'}; training from step ${plan.startStep}`,
     );
   }
-  // run.json has no compare-and-swap, so every write can lose a concurrent one (a cancel request):
-  // it is rewritten here only when something changes.
+  // Every run.json write is a compare-and-swap on its ETag; skipping writes that change nothing
+  // keeps the API's writers (cancel, resume) from retrying against this one for no reason.
   if (run.status === 'queued' || run.workerId !== workerId || run.backend !== ctx.backend.name) {
     await ctx.runs.update(runId, (r) => ({
       status: r.status === 'queued' ? 'running' : r.status,
