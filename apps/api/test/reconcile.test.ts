@@ -3,6 +3,7 @@ import { QueueName, runRecordSchema } from '@dinoq/jobs';
 import { commitCheckpoint, runRecordKey } from '@dinoq/storage';
 import { bootstrapApi } from '../src/bootstrap';
 import { ReconcileService } from '../src/reconcile/reconcile.service';
+import { RunIndexRepository } from '../src/repositories/run-index.repository';
 import { AUTH, TINY_RUN, redisConnection, seedDataset, startTestApi, type TestApi } from './api-fixture';
 
 let t: TestApi;
@@ -50,6 +51,11 @@ describe('reconciliation', () => {
 
     const report = await reconcile.reconcileOnce();
     expect(report.ran).toBe(true);
+    // The wipe took the listing index too: every record is read from S3 and the index rebuilt.
+    expect(report.scope).toBe('all');
+    const index = t.api.app.get(RunIndexRepository);
+    expect(await index.isBuilt()).toBe(true);
+    expect(await index.count()).toBe(5);
     expect(report.checked).toBe(2);
     expect(report.requeued.map((entry) => `${entry.queue}/${entry.jobId}`).sort()).toEqual([
       'train-cpu/rc-cpu-g0-shard-0',
@@ -61,9 +67,16 @@ describe('reconciliation', () => {
     expect(job?.data).toEqual({ runId: 'rc-gpu', shard: 0, fromStep: 0, toStep: 50 });
   });
 
-  it('leaves existing jobs alone', async () => {
+  it('leaves existing jobs alone, reading only the runs the index holds as active', async () => {
     const report = await reconcile.reconcileOnce();
-    expect(report).toMatchObject({ ran: true, checked: 2, requeued: [], stuck: [], errors: [] });
+    expect(report).toMatchObject({
+      ran: true,
+      scope: 'active',
+      checked: 2,
+      requeued: [],
+      stuck: [],
+      errors: [],
+    });
     expect(await t.queue(QueueName.TrainCpu).getJobCountByTypes('waiting')).toBe(1);
   });
 

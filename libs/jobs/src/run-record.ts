@@ -302,11 +302,19 @@ export class RunRepository {
    * Every readable record, oldest first. An unreadable one is handed to `onUnreadable` and skipped,
    * so one bad object cannot hide the other runs.
    */
-  async list(onUnreadable: (error: UnreadableObjectError) => void = () => undefined): Promise<RunRecord[]> {
+  list(onUnreadable: (error: UnreadableObjectError) => void = () => undefined): Promise<RunRecord[]> {
+    return this.ids().then((ids) => this.findMany(ids, onUnreadable));
+  }
+
+  /** The readable records of `runIds` (missing ones left out), oldest first; see `list`. */
+  async findMany(
+    runIds: readonly string[],
+    onUnreadable: (error: UnreadableObjectError) => void = () => undefined,
+  ): Promise<RunRecord[]> {
     // Bounded: thousands of reads at once would time out on the S3 client's connection pool.
     const limit = pLimit(LIST_READS_IN_FLIGHT);
     const records = await Promise.all(
-      (await this.ids()).map((runId) =>
+      runIds.map((runId) =>
         limit(async () => {
           try {
             return await this.find(runId);

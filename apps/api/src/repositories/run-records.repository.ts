@@ -64,6 +64,11 @@ export class RunRecords {
     return this.records.list((error) => this.logger.warn(`skipping a run: ${error.message}`));
   }
 
+  /** The readable records among `runIds`, oldest first; unreadable ones are logged and skipped. */
+  findMany(runIds: readonly string[]): Promise<RunRecord[]> {
+    return this.records.findMany(runIds, (error) => this.logger.warn(`skipping a run: ${error.message}`));
+  }
+
   /** Steps with a COMMITTED record, ascending: the storage truth, newer than run.json may be. */
   committedSteps(runId: string): Promise<number[]> {
     return listCommitted(this.store, runId);
