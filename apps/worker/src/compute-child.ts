@@ -3,7 +3,6 @@
  * caches decoded datasets between jobs, and runs one job at a time as the parent asks over IPC.
  * All tensor work happens here, so the parent's event loop stays free to renew BullMQ locks.
  */
-import { parseJob } from '@dinoq/jobs';
 import { storageFromEnv } from '@dinoq/storage';
 import { selectBackend } from '@dinoq/dino';
 import { DatasetCache } from './compute/dataset-cache';
@@ -17,10 +16,7 @@ import {
   type LogLevel,
   type ParentMessage,
 } from './compute/protocol';
-import { evaluate } from './compute/handlers/evaluate';
-import { exportAttention } from './compute/handlers/attention';
-import { importDataset } from './compute/handlers/import-dataset';
-import { trainShard } from './compute/handlers/train-shard';
+import { checkComputeJobs, runComputeJob } from './compute-jobs';
 
 function send(message: ChildMessage): void {
   // Once the parent is gone there is nobody to tell; the disconnect handler exits.
@@ -34,23 +30,6 @@ function log(
   fields?: Record<string, unknown>,
 ): void {
   send({ type: 'log', requestId, level, message, fields });
-}
-
-async function runJob(ctx: ComputeContext, job: ComputeJob, scope: JobScope): Promise<unknown> {
-  switch (job.name) {
-    case 'train-shard':
-      return trainShard(ctx, scope, parseJob('train-shard', job.data));
-    case 'evaluate':
-      return evaluate(ctx, scope, parseJob('evaluate', job.data));
-    case 'attention':
-      return exportAttention(ctx, scope, parseJob('attention', job.data));
-    case 'import':
-      return importDataset(ctx, scope, parseJob('import', job.data));
-    default: {
-      const name: never = job.name;
-      throw new Error(`the compute process has no handler for job "${String(name)}"`);
-    }
-  }
 }
 
 function runRecordsOf(
@@ -91,7 +70,7 @@ async function main(): Promise<void> {
       throwIfAbandoned: () => abandon.check(),
     };
     try {
-      const result = await runJob(context, job, scope);
+      const result = await runComputeJob(context, scope);
       send({ type: 'result', requestId: job.requestId, result });
     } catch (error) {
       send({ type: 'failed', requestId: job.requestId, error: serializeError(error) });
@@ -115,6 +94,8 @@ async function main(): Promise<void> {
   let storage;
   let settings;
   try {
+    // Before the backend loads: a job without a handler here must stop the worker at once.
+    checkComputeJobs();
     // The parent validated the same environment; reading it again keeps one parser.
     settings = readWorkerSettings(process.env);
     backend = await selectBackend();

@@ -1,40 +1,29 @@
 import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
-import {
-  generationOfShardJobId,
-  handleShardFailure,
-  jobCatalogue,
-  parseJob,
-  shardJobId,
-  type JobName,
-  type JobProducer,
-  type QueueName,
-  type RunRepository,
-} from '@dinoq/jobs';
-import { listCommitted, type ObjectStore } from '@dinoq/storage';
+import { parseJob, type JobName, type JobPayload } from '@dinoq/jobs';
 import { ComputeJobError, type ComputeClient } from './compute/compute-client';
-import type { TrainShardResult } from './compute/handlers/train-shard';
 import { MutexAbortedError, type DeviceMutex } from './device-mutex';
-import { evaluateSweep } from './evaluate-sweep';
 import type { Logger } from './logger';
+import type {
+  ComputeJobSteps,
+  ComputeResult,
+  WorkerJob,
+  WorkerJobRegistry,
+  WorkerServices,
+  WorkerStep,
+} from './worker-jobs';
 
 export const SHUTDOWN_MESSAGE = 'worker shutting down';
 
-export interface ProcessorDeps {
+export interface ProcessorDeps extends WorkerServices {
+  /** The worker process's half of the job registry, checked against the worker's queues at start. */
+  jobs: WorkerJobRegistry;
   mutex: DeviceMutex;
   compute: ComputeClient;
-  producer: JobProducer;
-  store: ObjectStore;
-  runs: RunRepository;
   workerId: string;
-  logger: Logger;
   /** Aborted when the worker shuts down: jobs still waiting for the device go back to the queue. */
   shutdown: AbortSignal;
   /** Called with the job being computed (null when the device is free), for heartbeats. */
   onCurrentJob(label: string | null): void;
-}
-
-function isJobName(name: string): name is JobName {
-  return Object.prototype.hasOwnProperty.call(jobCatalogue, name);
 }
 
 /** Coalesces progress updates: one Redis write in flight, and only the newest value waits behind it. */
@@ -66,8 +55,9 @@ function progressRelay(job: Job, logger: Logger) {
 
 /**
  * The processor every queue's BullMQ Worker runs inline in the worker process. It validates the
- * payload, waits for the device, and hands the job to the compute process, so this event loop
- * only relays messages and keeps renewing job locks however long the computation takes.
+ * payload and dispatches the job through the registry: an inline job runs here at once; any other
+ * waits for the device and goes to the compute process, so this event loop only relays messages
+ * and keeps renewing job locks however long the computation takes.
  *
  * Why not BullMQ's sandboxed processors: they fork per Worker, i.e. one process per queue, and
  * those processes cannot share a device mutex, so a training shard and an evaluation could land on
@@ -75,96 +65,104 @@ function progressRelay(job: Job, logger: Logger) {
  * keeps the tfjs backend initialised and the decoded datasets cached from one job to the next.
  */
 export function createJobProcessor(deps: ProcessorDeps) {
-  const { logger } = deps;
   return async (job: Job, token?: string): Promise<unknown> => {
     const name = job.name;
-    if (!isJobName(name))
+    if (!deps.jobs.has(name))
       throw new UnrecoverableError(`no handler for job "${name}" on queue ${job.queueName}`);
-    let data: unknown;
-    try {
-      data = parseJob(name, job.data);
-    } catch (error) {
-      throw new UnrecoverableError((error as Error).message);
-    }
-    const jobLog = logger.child({ jobId: job.id, job: name, queue: job.queueName });
-
-    if (name === 'evaluate-sweep') {
-      const result = await evaluateSweep(deps, parseJob('evaluate-sweep', data));
-      jobLog.info({ enqueued: result.enqueued.map((entry) => entry.jobId) }, 'evaluate-sweep done');
-      return result;
-    }
-
-    const label = `${job.queueName}/${job.id}`;
-    let release: () => void;
-    try {
-      release = await deps.mutex.acquire(label, deps.shutdown);
-    } catch (error) {
-      if (error instanceof MutexAbortedError) {
-        // Never started: hand it back untouched rather than spend one of its attempts.
-        await job.moveToWait(token);
-        throw new WaitingError();
-      }
-      throw error;
-    }
-    const progress = progressRelay(job, jobLog);
-    try {
-      deps.onCurrentJob(label);
-      jobLog.info({ attempt: job.attemptsStarted }, 'job started');
-      const result = await deps.compute.run(
-        {
-          name,
-          data,
-          jobId: String(job.id),
-          queue: job.queueName,
-          workerId: deps.workerId,
-          attempt: job.attemptsStarted,
-        },
-        {
-          onProgress: (value) => progress.push(value),
-          onLog: (level, message, fields, toJob) => {
-            jobLog[level]({ ...fields, source: 'compute' }, message);
-            if (toJob) job.log(message).catch(() => undefined);
-          },
-        },
-      );
-      await progress.settle();
-      if (name === 'train-shard') await enqueueNextShard(deps, job, result as TrainShardResult);
-      jobLog.info('job done');
-      return result;
-    } catch (error) {
-      await progress.settle();
-      throw await failure(deps, job, name, error, jobLog);
-    } finally {
-      deps.onCurrentJob(null);
-      release();
-    }
+    return processJob(deps, job, token, name, parsePayload(name, job.data));
   };
 }
 
-async function enqueueNextShard(deps: ProcessorDeps, job: Job, result: TrainShardResult): Promise<void> {
-  const { next } = result;
-  if (!next) return;
-  const jobId = shardJobId(result.runId, next.generation, next.shard);
-  await deps.producer.add(
-    job.queueName as QueueName,
-    'train-shard',
-    { runId: result.runId, shard: next.shard, fromStep: next.fromStep, toStep: next.toStep },
-    { jobId },
-  );
-  deps.logger.info({ runId: result.runId, jobId, queue: job.queueName }, 'next shard queued');
+/** A payload that does not match the catalogue fails the job for good: no retry can fix it. */
+function parsePayload<N extends JobName>(name: N, data: unknown): JobPayload<N> {
+  try {
+    return parseJob(name, data);
+  } catch (error) {
+    throw new UnrecoverableError((error as Error).message);
+  }
+}
+
+async function processJob<N extends JobName>(
+  deps: ProcessorDeps,
+  job: Job,
+  token: string | undefined,
+  name: N,
+  payload: JobPayload<N>,
+): Promise<unknown> {
+  const registration: WorkerJob<N> = deps.jobs.get(name);
+  const log = deps.logger.child({ jobId: job.id, job: name, queue: job.queueName });
+  const step: WorkerStep<N> = { job, payload, services: deps, log };
+  if (registration.runs === 'inline') return registration.handler(step);
+  return computeOnDevice(deps, name, registration, step, token);
+}
+
+/** Waits for the device, runs the job in the compute process, then its `afterCompute` step. */
+async function computeOnDevice<N extends JobName>(
+  deps: ProcessorDeps,
+  name: N,
+  registration: ComputeJobSteps<N>,
+  step: WorkerStep<N>,
+  token: string | undefined,
+): Promise<unknown> {
+  const { job, log } = step;
+  const label = `${job.queueName}/${job.id}`;
+  let release: () => void;
+  try {
+    release = await deps.mutex.acquire(label, deps.shutdown);
+  } catch (error) {
+    if (error instanceof MutexAbortedError) {
+      // Never started: hand it back untouched rather than spend one of its attempts.
+      await job.moveToWait(token);
+      throw new WaitingError();
+    }
+    throw error;
+  }
+  const progress = progressRelay(job, log);
+  try {
+    deps.onCurrentJob(label);
+    log.info({ attempt: job.attemptsStarted }, 'job started');
+    const result = await deps.compute.run(
+      {
+        name,
+        data: step.payload,
+        jobId: String(job.id),
+        queue: job.queueName,
+        workerId: deps.workerId,
+        attempt: job.attemptsStarted,
+      },
+      {
+        onProgress: (value) => progress.push(value),
+        onLog: (level, message, fields, toJob) => {
+          log[level]({ ...fields, source: 'compute' }, message);
+          if (toJob) job.log(message).catch(() => undefined);
+        },
+      },
+    );
+    await progress.settle();
+    // The compute process returns what its handler for this job returned (ComputeResults).
+    await registration.afterCompute?.(step, result as ComputeResult<N>);
+    log.info('job done');
+    return result;
+  } catch (error) {
+    await progress.settle();
+    throw await failure(registration, step, error);
+  } finally {
+    deps.onCurrentJob(null);
+    release();
+  }
 }
 
 /**
- * Maps what went wrong to what BullMQ should do. When the shard job has no attempt left, the run
- * gets a new attempt of the shard within its run-level retry budget, or fails with the reason.
+ * Maps what went wrong to what BullMQ should do. When the job has no attempt left, the job's
+ * `afterFinalFailure` step runs (a training shard's run gets a new attempt of the shard within
+ * its run-level retry budget, or fails with the reason).
  */
-async function failure(
-  deps: ProcessorDeps,
-  job: Job,
-  name: JobName,
+async function failure<N extends JobName>(
+  registration: ComputeJobSteps<N>,
+  step: WorkerStep<N>,
   error: unknown,
-  jobLog: Logger,
 ): Promise<Error> {
+  const { job, log } = step;
   let mapped: Error;
   if (error instanceof ComputeJobError && error.unrecoverable) {
     mapped = new UnrecoverableError(error.message);
@@ -177,46 +175,7 @@ async function failure(
   }
   const finalAttempt =
     mapped instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-  jobLog.warn({ err: mapped.message, finalAttempt }, 'job failed');
-  if (name === 'train-shard' && finalAttempt) {
-    await afterFinalShardFailure(deps, job, mapped, jobLog);
-  }
+  log.warn({ err: mapped.message, finalAttempt }, 'job failed');
+  if (finalAttempt) await registration.afterFinalFailure?.(step, mapped);
   return mapped;
-}
-
-async function afterFinalShardFailure(
-  deps: ProcessorDeps,
-  job: Job,
-  error: Error,
-  jobLog: Logger,
-): Promise<void> {
-  const runId = (job.data as { runId: string }).runId;
-  const generation = generationOfShardJobId(String(job.id));
-  if (generation === null) return;
-  try {
-    const outcome = await handleShardFailure(
-      {
-        runs: deps.runs,
-        committedSteps: (id) => listCommitted(deps.store, id),
-        enqueue: async (queue, jobId, data) => {
-          await deps.producer.add(queue, 'train-shard', data, { jobId });
-        },
-      },
-      {
-        runId,
-        generation,
-        reason: `shard job ${job.id} failed: ${error.message}`,
-        unrecoverable: error instanceof UnrecoverableError,
-      },
-    );
-    jobLog.warn(
-      { runId, outcome: outcome.kind, ...(outcome.kind === 'retried' ? { next: outcome.job.jobId } : {}) },
-      'run after the shard failed for good',
-    );
-  } catch (updateError) {
-    jobLog.error(
-      { err: (updateError as Error).message, runId },
-      'could not record the shard failure on the run',
-    );
-  }
 }

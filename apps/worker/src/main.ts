@@ -16,9 +16,11 @@ import { DeviceMutex } from './device-mutex';
 import { Heartbeat } from './heartbeat';
 import { measureCapacity } from './memory-capacity';
 import { SHUTDOWN_MESSAGE, createJobProcessor } from './job-processor';
+import { jobsOnQueues } from './job-registry';
 import { createLogger, type Logger } from './logger';
 import { failFastRedis, indexedRunRepository } from './run-records';
 import { newWorkerId } from './worker-identity';
+import { workerJobs, type WorkerJobRegistry } from './worker-jobs';
 import { readWorkerSettings, type WorkerSettings } from './worker-settings';
 
 export { readWorkerSettings, type WorkerSettings } from './worker-settings';
@@ -30,6 +32,8 @@ export interface StartWorkerOptions {
   workerId?: string;
   /** The compiled compute-child.js; defaults to the one next to this file in dist/. */
   computeChildPath?: string;
+  /** The worker process's half of the job registry; defaults to src/worker-jobs.ts. */
+  jobs?: WorkerJobRegistry;
 }
 
 export interface RunningWorker {
@@ -89,12 +93,14 @@ function resolveQueues(settings: WorkerSettings, deviceClass: DeviceClass): Queu
 /**
  * Starts a worker: storage, the compute process (which loads the tfjs backend), one BullMQ Worker
  * per queue, and the heartbeat. Refuses to start when DINOQ_DEVICE_CLASS=gpu but the backend that
- * loaded does not run on a GPU.
+ * loaded does not run on a GPU, or when a job its queues receive has no handler or two (the compute
+ * process refuses likewise for the jobs it runs).
  */
 export async function startWorker(options: StartWorkerOptions = {}): Promise<RunningWorker> {
   const settings = options.settings ?? readWorkerSettings(process.env);
   const logger = options.logger ?? createLogger(settings.logLevel);
   const workerId = options.workerId ?? newWorkerId();
+  const jobs = options.jobs ?? workerJobs;
   const storage = await storageFromEnv(settings.storage);
   const compute = new ComputeClient({
     childPath: options.computeChildPath ?? defaultComputeChildPath(),
@@ -115,6 +121,7 @@ export async function startWorker(options: StartWorkerOptions = {}): Promise<Run
       );
     }
     queues = resolveQueues(settings, deviceClass);
+    jobs.check(jobsOnQueues(queues));
   } catch (error) {
     await compute.close();
     await storage.close();
@@ -171,6 +178,7 @@ export async function startWorker(options: StartWorkerOptions = {}): Promise<Run
   );
 
   const processor = createJobProcessor({
+    jobs,
     mutex,
     compute,
     producer,

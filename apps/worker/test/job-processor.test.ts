@@ -1,7 +1,7 @@
 import pino from 'pino';
 import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import { QueueName, type JobProducer, type RunRecord, type RunRepository } from '@dinoq/jobs';
-import type { ObjectStore } from '@dinoq/storage';
+import { KeyListing, type ObjectStore } from '@dinoq/storage';
 import {
   ComputeJobError,
   ComputeProcessExitedError,
@@ -10,6 +10,7 @@ import {
 import type { ComputeJob } from '../src/compute/protocol';
 import { DeviceMutex } from '../src/device-mutex';
 import { createJobProcessor, type ProcessorDeps } from '../src/job-processor';
+import { workerJobs } from '../src/worker-jobs';
 
 /*
  * The processor with its outside world replaced: what it hands to the compute process, how it
@@ -83,6 +84,7 @@ function setup(behaviour: ComputeBehaviour, runOverrides: Partial<RunRecord> = {
   const shutdown = new AbortController();
   const mutex = new DeviceMutex();
   const deps: ProcessorDeps = {
+    jobs: workerJobs,
     mutex,
     compute: {
       run: async (job: Omit<ComputeJob, 'requestId'>, handlers: Parameters<ComputeClient['run']>[1]) => {
@@ -96,7 +98,8 @@ function setup(behaviour: ComputeBehaviour, runOverrides: Partial<RunRecord> = {
         return { id: 'added' };
       },
     } as unknown as JobProducer,
-    store: { list: async function* () {} } as unknown as ObjectStore,
+    // An empty bucket, listed the way ObjectStore.list answers (awaited or iterated).
+    store: { list: () => new KeyListing(async function* () {}) } as unknown as ObjectStore,
     runs: {
       update: async (_runId: string, change: (r: RunRecord) => Partial<RunRecord> | null) => {
         const patch = change(run);

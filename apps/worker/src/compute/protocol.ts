@@ -18,7 +18,8 @@ export interface ChildBackend {
 export interface ComputeJob {
   /** Sequence number of this request, echoed in every answer. */
   requestId: number;
-  name: Exclude<JobName, 'evaluate-sweep'>;
+  /** One the worker process registers to run in the compute process (src/worker-jobs.ts). */
+  name: JobName;
   /** Already validated against the job catalogue by the parent. */
   data: unknown;
   jobId: string;
