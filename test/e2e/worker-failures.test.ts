@@ -217,12 +217,21 @@ test('a compute process that dies mid-shard fails the attempt; the worker forks 
 });
 
 test('a shard whose worker is killed twice fails for good in BullMQ; the run makes a new attempt on its own and completes', async () => {
-  const config = { train: { epochs: 30, stepsPerShard: 120 } };
+  const config = { train: { epochs: 12, stepsPerShard: 48 } };
   await stack.createRun('killed-twice', config);
   const jobId = shardJobId('killed-twice', 0, 0);
-  for (const name of ['f1', 'f2']) {
+  for (const [attempt, name] of [
+    [1, 'f1'],
+    [2, 'f2'],
+  ] as const) {
     const worker = stack.startWorker(name);
     await worker.ready();
+    // This worker's own attempt, not a late progress event of the one killed before it.
+    await waitFor(
+      async () => worker.lines.some((line) => line.msg === 'job started' && line.attempt === attempt),
+      60_000,
+      `attempt ${attempt} to start on ${name}`,
+    );
     await progressAtLeast(events, jobId, 1);
     worker.signal('SIGKILL');
     await worker.exited;
@@ -253,8 +262,8 @@ test('a shard whose worker is killed twice fails for good in BullMQ; the run mak
     'the run to complete on a new attempt',
     500,
   );
-  expect(run).toMatchObject({ generation: 1, retries: 1, committedSteps: [120], error: null });
+  expect(run).toMatchObject({ generation: 1, retries: 1, committedSteps: [48], error: null });
   expect(run.lastRetryReason).toMatch(/stalled more than allowable limit/);
-  expect(await stepsInMetrics('killed-twice', 0)).toEqual(Array.from({ length: 120 }, (_, i) => i));
+  expect(await stepsInMetrics('killed-twice', 0)).toEqual(Array.from({ length: 48 }, (_, i) => i));
   await g.stop();
 });

@@ -175,6 +175,17 @@ describe('OpenAPI', () => {
     expect(ui.status).toBe(200);
     expect(ui.text).toMatch(/swagger-ui/i);
   });
+
+  it('documents what metrics, evaluations and attention exports answer, from the stored schemas', async () => {
+    const doc = (await t.http.get('/docs-json').set(AUTH)).body;
+    const ok = (path: string) => doc.paths[path].get.responses['200'].content['application/json'].schema;
+    expect(ok('/runs/{id}/metrics').items.required).toEqual(expect.arrayContaining(['step', 'loss', 'time']));
+    expect(doc.paths['/runs/{id}/metrics'].get.responses['200'].headers).toHaveProperty('X-Skipped-Lines');
+    const report = ok('/runs/{id}/evaluations/{evalId}').properties.report;
+    expect(report.properties.knn.items.required).toEqual(['k', 'top1', 'top5']);
+    expect(ok('/runs/{id}/evaluations').items.properties.report.nullable).toBe(true);
+    expect(ok('/runs/{id}/attention/{exportId}').properties.index.properties.images.type).toBe('array');
+  });
 });
 
 describe('configuration and helpers', () => {

@@ -28,6 +28,56 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
+/** An evaluation report as a worker writes it. */
+const REPORT = {
+  evalId: 'eval-done',
+  runId: 'run-a',
+  step: 50,
+  kinds: ['knn'],
+  network: 'teacher',
+  knn: [{ k: 20, top1: 71, top5: 96.5 }],
+  knnSettings: { ks: [20], temperature: 0.07, trainImages: 64, testImages: 16 },
+  linear: null,
+  scheduled: false,
+  durationMs: 900,
+  backend: 'wasm',
+  createdAt: '2026-01-01T00:00:00.000Z',
+};
+
+/** An attention export's index.json as a worker writes it (one image, two heads). */
+function attentionIndex(exportId: string) {
+  return {
+    threshold: 0.6,
+    patchSize: 4,
+    heads: 2,
+    imageSize: 32,
+    scale: 4,
+    images: [
+      {
+        name: 'input-0.png',
+        width: 32,
+        height: 32,
+        files: {
+          input: 'img-0000-input.png',
+          heads: ['img-0000-head-0.png', 'img-0000-head-1.png'],
+          mean: 'img-0000-mean.png',
+          headMasks: ['img-0000-mask-0.png', 'img-0000-mask-1.png'],
+          meanMask: 'img-0000-mean-mask.png',
+          headOverlays: ['img-0000-overlay-0.png', 'img-0000-overlay-1.png'],
+          overlay: 'img-0000-overlay.png',
+        },
+        maskArea: { heads: [0.4, 0.5], mean: 0.45 },
+      },
+    ],
+    runId: 'run-a',
+    exportId,
+    step: 50,
+    network: 'teacher',
+    backend: 'wasm',
+    createdAt: '2026-01-01T00:00:00.000Z',
+  };
+}
+
 describe('datasets', () => {
   it('lists datasets with classes and counts per split', async () => {
     await seedDataset(t.store, 'small', 64, 16);
@@ -123,25 +173,38 @@ describe('evaluations', () => {
     expect(noKinds.status).toBe(400);
     expect(noKinds.body.reasons[0]).toMatch(/^kinds: /);
 
-    await t.store.putJson(evalKey('run-a', 'eval-done'), {
-      step: 50,
-      kinds: ['knn'],
+    await t.store.putJson(evalKey('run-a', 'eval-done'), REPORT);
+    // A report damaged outside dinoq shows as unreadable in the listing and hides nothing else.
+    await t.store.putJson(evalKey('run-g', 'eval-damaged'), {
+      ...REPORT,
+      runId: 'run-g',
       knn: { top1: { 20: 0.71 } },
     });
     const list = await t.http.get('/runs/run-a/evaluations').set(AUTH).expect(200);
     const byId = Object.fromEntries(list.body.map((e: { evalId: string }) => [e.evalId, e]));
-    expect(byId['eval-done']).toMatchObject({
+    expect(byId['eval-done']).toEqual({
+      evalId: 'eval-done',
       status: 'completed',
       step: 50,
-      report: { knn: { top1: { 20: 0.71 } } },
+      kinds: ['knn'],
+      jobId: null,
+      error: null,
+      report: REPORT,
     });
+    const gpuList = await t.http.get('/runs/run-g/evaluations').set(AUTH).expect(200);
+    const damagedView = gpuList.body.find((e: { evalId: string }) => e.evalId === 'eval-damaged');
+    expect(damagedView).toMatchObject({ status: 'unreadable', report: null, step: null });
+    expect(damagedView.error).toMatch(/runs\/run-g\/evals\/eval-damaged\.json cannot be read: knn: /);
     expect(byId[latest.body.evalId]).toMatchObject({ status: 'waiting', kinds: ['knn'] });
     expect(byId[pinned.body.evalId]).toBeUndefined();
 
     const one = await t.http.get(`/runs/run-a/evaluations/${latest.body.evalId}`).set(AUTH).expect(200);
     expect(one.body.status).toBe('waiting');
     const done = await t.http.get('/runs/run-a/evaluations/eval-done').set(AUTH).expect(200);
-    expect(done.body.report.knn.top1['20']).toBe(0.71);
+    expect(done.body.report.knn[0]).toEqual({ k: 20, top1: 71, top5: 96.5 });
+    const damaged = await t.http.get('/runs/run-g/evaluations/eval-damaged').set(AUTH);
+    expect(damaged.status).toBe(422);
+    expect(damaged.body.key).toBe('runs/run-g/evals/eval-damaged.json');
     const missing = await t.http.get('/runs/run-a/evaluations/eval-nope').set(AUTH);
     expect(missing.status).toBe(404);
     expect(missing.body.field).toBe('evalId');
@@ -179,9 +242,15 @@ describe('attention exports', () => {
 
     const status = await t.http.get(`/runs/run-a/attention/${exportId}`).set(AUTH).expect(200);
     expect(status.body).toMatchObject({ status: 'waiting', index: null });
-    await t.store.putJson(attentionFileKey('run-a', exportId, 'index.json'), { images: 2, heads: 4 });
+    const indexKey = attentionFileKey('run-a', exportId, 'index.json');
+    await t.store.putJson(indexKey, { images: 2, heads: 4 });
+    const damaged = await t.http.get(`/runs/run-a/attention/${exportId}`).set(AUTH);
+    expect(damaged.status).toBe(422);
+    expect(damaged.body).toMatchObject({ key: indexKey, message: expect.stringMatching(/images: /) });
+    const index = attentionIndex(exportId);
+    await t.store.putJson(indexKey, index);
     const done = await t.http.get(`/runs/run-a/attention/${exportId}`).set(AUTH).expect(200);
-    expect(done.body).toMatchObject({ status: 'completed', index: { images: 2, heads: 4 } });
+    expect(done.body).toEqual({ runId: 'run-a', exportId, status: 'completed', error: null, index });
   });
 
   it('rejects bytes that are not PNG or JPEG, and oversized images, before storing anything', async () => {

@@ -1,5 +1,5 @@
 import { Worker, type Job } from 'bullmq';
-import { QueueName, runRecordSchema } from '@dinoq/jobs';
+import { QueueName, runRecordSchema, stepMetricsLine } from '@dinoq/jobs';
 import { commitCheckpoint, metricsKey, runRecordKey } from '@dinoq/storage';
 import { AUTH, TINY_RUN, redisConnection, seedDataset, startTestApi, type TestApi } from './api-fixture';
 
@@ -14,6 +14,30 @@ afterAll(() => t.close());
 async function storedRun(runId: string) {
   const raw = await t.store.getJson<unknown>(runRecordKey(runId));
   return raw === null ? null : runRecordSchema.parse(raw);
+}
+
+/** A metrics line as a worker writes it. */
+function metricsLine(step: number) {
+  const metrics = {
+    step,
+    epoch: Math.floor(step / 10),
+    loss: 10 - step / 10,
+    lr: 0.001,
+    weightDecay: 0.04,
+    momentum: 0.996,
+    teacherTemp: 0.04,
+    teacherEntropy: 3,
+    klTeacherStudent: 0.5,
+    maxGradNorm: 1,
+    imagesPerSecond: 50,
+    stepMs: 1000,
+    dataWaitMs: 0,
+    dataMs: 20,
+    replicas: 1,
+    backend: 'wasm',
+    numTensors: 310,
+  };
+  return stepMetricsLine(metrics, 0, new Date(0));
 }
 
 async function jobIds(queue: QueueName): Promise<string[]> {
@@ -251,7 +275,7 @@ describe('GET /runs', () => {
   });
 
   it('concatenates metric lines of every shard, optionally from a step', async () => {
-    const line = (step: number) => JSON.stringify({ step, loss: 10 - step / 10 });
+    const line = (step: number) => JSON.stringify(metricsLine(step));
     await t.store.putBytes(
       metricsKey('run-progress', 0),
       new TextEncoder().encode(`${line(0)}\n${line(1)}\n`),
@@ -259,11 +283,35 @@ describe('GET /runs', () => {
     await t.store.putBytes(metricsKey('run-progress', 1), new TextEncoder().encode(`${line(50)}\n`));
     const all = await t.http.get('/runs/run-progress/metrics').set(AUTH);
     expect(all.body.map((entry: { step: number }) => entry.step)).toEqual([0, 1, 50]);
+    expect(all.body[2]).toEqual(metricsLine(50));
+    expect(all.headers['x-skipped-lines']).toBe('0');
     const tail = await t.http.get('/runs/run-progress/metrics?fromStep=1').set(AUTH);
     expect(tail.body.map((entry: { step: number }) => entry.step)).toEqual([1, 50]);
     const bad = await t.http.get('/runs/run-progress/metrics?fromStep=-1').set(AUTH);
     expect(bad.status).toBe(400);
     expect(bad.body.reasons[0]).toMatch(/^fromStep: /);
+  });
+
+  it('leaves out and counts lines that are not metrics lines, and reads older ones', async () => {
+    await t.http
+      .post('/runs')
+      .set(AUTH)
+      .send({ ...TINY_RUN, runId: 'run-damaged-metrics' });
+    const { dataMs: _dataMs, dataThreads: _dataThreads, replicas: _replicas, ...older } = metricsLine(0);
+    const lines = [
+      JSON.stringify(older),
+      '{"step":1,"loss":',
+      JSON.stringify({ step: 2 }),
+      JSON.stringify(metricsLine(3)),
+    ];
+    await t.store.putBytes(
+      metricsKey('run-damaged-metrics', 0),
+      new TextEncoder().encode(`${lines.join('\n')}\n`),
+    );
+    const res = await t.http.get('/runs/run-damaged-metrics/metrics').set(AUTH);
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual([older, metricsLine(3)]);
+    expect(res.headers['x-skipped-lines']).toBe('2');
   });
 });
 

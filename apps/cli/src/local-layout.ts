@@ -1,56 +1,82 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { RunConfig } from '@dinoq/config';
+import { FsBlobStore } from '@dinoq/data';
+import { networkFileName, networkParams, type NetworkRole } from '@dinoq/dino';
+import {
+  checkpointPrefix,
+  encodeJson,
+  readJson,
+  runPrefix,
+  runRecordKey,
+  RunArtifacts,
+} from '@dinoq/storage';
 
-/**
- * Local runs keep the same key layout as object storage (ARCHITECTURE.md) under one folder,
- * so a local run directory can be uploaded to a bucket as is.
- */
 export function dataDir(opt?: string): string {
   return path.resolve(opt ?? process.env.DINOQ_DATA_DIR ?? '.data');
 }
 
-export function runDir(root: string, runId: string): string {
-  if (!/^[a-z0-9][a-z0-9_-]{0,63}$/.test(runId)) {
-    throw new Error(`run id "${runId}" must be 1-64 lowercase letters, digits, "-" or "_"`);
+/** What `dinoq train` records about a local run in its run.json. */
+export interface LocalRunRecord {
+  runId: string;
+  dataset: string;
+  datasetSize: number;
+  backend: unknown;
+  config: RunConfig;
+}
+
+/**
+ * A run trained by the CLI: the same keys as in a bucket (runs/<id>/checkpoints/<step>/...,
+ * COMMITTED last; runs/<id>/metrics/...) under the local data folder, written by the same code.
+ */
+export class LocalRun {
+  readonly artifacts: RunArtifacts;
+  private readonly store: FsBlobStore;
+
+  constructor(
+    readonly root: string,
+    readonly runId: string,
+  ) {
+    this.store = new FsBlobStore(root);
+    this.artifacts = new RunArtifacts(this.store, runId);
   }
-  return path.join(root, 'runs', runId);
-}
 
-export function checkpointDir(run: string, step: number): string {
-  return path.join(run, 'checkpoints', String(step).padStart(9, '0'));
-}
-
-/** Writes every file, then COMMITTED last: a checkpoint without the marker does not exist. */
-export function commitLocalCheckpoint(run: string, step: number, files: Record<string, Uint8Array>): string {
-  const dir = checkpointDir(run, step);
-  if (fs.existsSync(path.join(dir, 'COMMITTED'))) return dir;
-  fs.mkdirSync(dir, { recursive: true });
-  for (const [name, bytes] of Object.entries(files)) {
-    const tmp = path.join(dir, `.${name}.tmp`);
-    fs.writeFileSync(tmp, bytes);
-    fs.renameSync(tmp, path.join(dir, name));
+  /** The run whose folder is `dir` (<data dir>/runs/<id>). */
+  static at(dir: string): LocalRun {
+    const resolved = path.resolve(dir);
+    return new LocalRun(path.dirname(path.dirname(resolved)), path.basename(resolved));
   }
-  fs.writeFileSync(path.join(dir, 'COMMITTED'), JSON.stringify({ step, files: Object.keys(files) }) + '\n');
-  return dir;
-}
 
-export function latestLocalCheckpoint(run: string): { step: number; dir: string } | null {
-  const root = path.join(run, 'checkpoints');
-  if (!fs.existsSync(root)) return null;
-  const steps = fs
-    .readdirSync(root)
-    .filter((d) => fs.existsSync(path.join(root, d, 'COMMITTED')))
-    .map(Number)
-    .filter(Number.isFinite)
-    .sort((a, b) => b - a);
-  return steps.length ? { step: steps[0], dir: checkpointDir(run, steps[0]) } : null;
-}
-
-export function readCheckpointFiles(dir: string): Record<string, Uint8Array> {
-  const files: Record<string, Uint8Array> = {};
-  for (const name of fs.readdirSync(dir)) {
-    if (name === 'COMMITTED' || name.startsWith('.')) continue;
-    files[name] = new Uint8Array(fs.readFileSync(path.join(dir, name)));
+  get dir(): string {
+    return path.join(this.root, runPrefix(this.runId));
   }
-  return files;
+
+  checkpointDir(step: number): string {
+    return path.join(this.root, checkpointPrefix(this.runId, step));
+  }
+
+  /** run.json, or null for a run that was never started. */
+  async record(): Promise<LocalRunRecord | null> {
+    return (await readJson(this.store, runRecordKey(this.runId))) as LocalRunRecord | null;
+  }
+
+  async requireRecord(): Promise<LocalRunRecord> {
+    const record = await this.record();
+    if (!record) throw new Error(`run "${this.runId}" has no run.json in ${this.dir}`);
+    return record;
+  }
+
+  async writeRecord(record: LocalRunRecord): Promise<void> {
+    const key = runRecordKey(this.runId);
+    await this.store.putBytes(key, encodeJson(key, record));
+  }
+
+  /** One network of a committed checkpoint; only its file is read (and checked against COMMITTED). */
+  async network(
+    step: number,
+    network: NetworkRole,
+    config: RunConfig,
+  ): Promise<ReturnType<typeof networkParams>> {
+    const checkpoint = await this.artifacts.loadCheckpoint(step, [networkFileName(network)]);
+    return networkParams(config, checkpoint.files, network);
+  }
 }

@@ -3,9 +3,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildProgram } from '../src/program';
 import { parseAssignment, configFromFlags } from '../src/options';
-import { readCheckpointFiles } from '../src/local-layout';
+import { LocalRun } from '../src/local-layout';
+import { FsBlobStore } from '@dinoq/data';
 import { DinoTrainer } from '@dinoq/dino';
 import { exportBackbone } from '@dinoq/eval';
+import { parseMetricsFiles } from '@dinoq/jobs';
+import { readCheckpointCommit } from '@dinoq/storage';
 
 async function run(...args: string[]): Promise<string> {
   let out = '';
@@ -73,9 +76,19 @@ describe('dinoq CLI', () => {
     );
     expect(trained).toMatch(/run r1: 8 steps \(4\/epoch\), backend wasm, 1 replica, 1 augmentation thread/);
     expect(trained).toMatch(/trained 2 steps to step 2/);
+    // The bucket's key layout under the data folder: checkpoints/<step>/ with COMMITTED last, and
+    // the metrics of the steps each commit covers.
     const runDir = path.join(dataDir, 'runs', 'r1');
-    expect(fs.existsSync(path.join(runDir, 'checkpoints', '000000002', 'COMMITTED'))).toBe(true);
-    expect(fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n')).toHaveLength(2);
+    const local = new LocalRun(dataDir, 'r1');
+    expect(fs.readdirSync(path.join(runDir, 'checkpoints'))).toEqual(['000000002']);
+    const commit = await readCheckpointCommit(new FsBlobStore(dataDir), 'r1', 2);
+    expect(commit).toMatchObject({ format: 'dinoq.checkpoint-commit/1', runId: 'r1', step: 2 });
+    expect(Object.keys(commit!.files).sort()).toEqual(
+      fs.readdirSync(path.join(runDir, 'checkpoints', '000000002')).filter((f) => f !== 'COMMITTED'),
+    );
+    expect(fs.readdirSync(path.join(runDir, 'metrics'))).toEqual(['steps-000000000.jsonl']);
+    const metricLines = async () => parseMetricsFiles(await local.artifacts.metricsFiles());
+    expect((await metricLines()).lines.map((line) => line.step)).toEqual([0, 1]);
     await expect(
       run('train', '--data-dir', dataDir, '--run', 'r1', '--steps', '1', '--no-progress'),
     ).rejects.toThrow(/already exists.*--resume/);
@@ -87,8 +100,17 @@ describe('dinoq CLI', () => {
     );
     expect(resumed).toMatch(/backend wasm, 2 replicas, 0 augmentation thread/);
     expect(resumed).toMatch(/trained 1 steps to step 3/);
-    const lines = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n');
-    expect(lines.map((l) => (JSON.parse(l) as { replicas: number }).replicas)).toEqual([1, 1, 2]);
+    const { lines, skipped } = await metricLines();
+    expect(skipped).toEqual([]);
+    expect(lines.map((line) => [line.step, line.replicas, line.dataThreads])).toEqual([
+      [0, 1, 1],
+      [1, 1, 1],
+      [2, 2, 0],
+    ]);
+    expect(fs.readdirSync(path.join(runDir, 'metrics'))).toEqual([
+      'steps-000000000.jsonl',
+      'steps-000000002.jsonl',
+    ]);
     await expect(run('train', '--replicas', '0')).rejects.toThrow(
       /--replicas must be "auto" or an integer in \[1, 256\], got "0"/,
     );
@@ -102,8 +124,8 @@ describe('dinoq CLI', () => {
 
     // The run's teacher exported under the reference names evaluates to the same scores.
     const config = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')).config;
-    const ckpt = readCheckpointFiles(path.join(runDir, 'checkpoints', '000000003'));
-    const trainer = DinoTrainer.restore(config, 64, ckpt);
+    const ckpt = await local.artifacts.loadCheckpoint(3);
+    const trainer = DinoTrainer.restore(config, 64, ckpt.files);
     const file = path.join(dataDir, 'backbone.safetensors');
     fs.writeFileSync(file, exportBackbone(trainer.teacher, config));
     trainer.dispose();

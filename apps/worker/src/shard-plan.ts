@@ -73,3 +73,61 @@ export function afterCommit(
 export function withCommittedStep(steps: readonly number[], step: number): number[] {
   return [...new Set([...steps, step])].sort((a, b) => a - b);
 }
+
+/*
+ * The changes a shard makes to run.json, as pure functions of the record it reads. They go through
+ * `RunRepository.update`, a compare-and-swap that may apply them several times; null writes nothing.
+ */
+export type RunChange = (run: RunRecord) => Partial<RunRecord> | null;
+
+export const isActive = (status: RunStatus) => status === 'queued' || status === 'running';
+
+/** Cancellation asked for before the shard started: an active run stops, a stopped one stays. */
+export const cancelRun: RunChange = (run) => (isActive(run.status) ? { status: 'cancelled' } : null);
+
+/**
+ * A worker takes the run over: queued becomes running, and the record names who trains it on
+ * what. Null when it says so already, which keeps the API's writers (cancel, resume) from retrying
+ * against a write that changes nothing.
+ */
+export function claimRun(workerId: string, backend: string): RunChange {
+  return (run) =>
+    run.status === 'queued' || run.workerId !== workerId || run.backend !== backend
+      ? { status: run.status === 'queued' ? 'running' : run.status, workerId, backend }
+      : null;
+}
+
+/** Storage already holds the shard's commit (and maybe later ones): the record catches up with it. */
+export function catchUpWithCommits(
+  plan: Extract<ShardPlan, { kind: 'done' }>,
+  committedSteps: readonly number[],
+): RunChange {
+  return (run) => ({
+    lastCommittedStep: Math.max(run.lastCommittedStep ?? 0, plan.committedStep),
+    committedSteps: committedSteps.reduce(withCommittedStep, run.committedSteps),
+    status: isActive(run.status) ? plan.status : run.status,
+  });
+}
+
+/** The shard committed `step`: the record lists it, with the shard's last metrics line. */
+export function recordCommit(
+  step: number,
+  latestMetrics: Record<string, unknown>,
+  workerId: string,
+  backend: string,
+): RunChange {
+  return (run) => ({
+    lastCommittedStep: Math.max(run.lastCommittedStep ?? 0, step),
+    committedSteps: withCommittedStep(run.committedSteps, step),
+    latestMetrics: { ...latestMetrics },
+    backend,
+    workerId,
+    status: isActive(run.status) ? afterCommit(run, step).status : run.status,
+    error: null,
+  });
+}
+
+/** An error no retry can fix (a non-finite loss): the run fails with the reason. */
+export function failRun(error: string, workerId: string): RunChange {
+  return () => ({ status: 'failed', error, workerId });
+}

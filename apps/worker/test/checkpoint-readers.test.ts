@@ -1,11 +1,17 @@
-import { resolveRunConfig } from '@dinoq/config';
 import { DinoTrainer } from '@dinoq/dino';
-import { ChecksumMismatchError, checkpointFileKey, commitCheckpoint, evalKey } from '@dinoq/storage';
+import { attentionIndexSchema, evaluationReportSchema } from '@dinoq/jobs';
+import {
+  ChecksumMismatchError,
+  attentionFileKey,
+  checkpointFileKey,
+  commitCheckpoint,
+  evalKey,
+} from '@dinoq/storage';
 import { exportAttention } from '../src/compute/handlers/attention';
 import { evaluate } from '../src/compute/handlers/evaluate';
 import { importDataset } from '../src/compute/handlers/import-dataset';
 import { serializeError } from '../src/compute/protocol';
-import { startComputeFixture, type ComputeFixture } from './compute-fixture';
+import { startComputeFixture, tinyRunConfig, type ComputeFixture } from './compute-fixture';
 
 /*
  * Evaluations and attention exports read a checkpoint's teacher weights and nothing else, so
@@ -15,12 +21,7 @@ import { startComputeFixture, type ComputeFixture } from './compute-fixture';
 const RUN = 'readers';
 const STEP = 0;
 const IMAGES = 16;
-const config = resolveRunConfig('fmnist-tiny', {
-  model: { depth: 1, embedDim: 16, numHeads: 2 },
-  head: { outDim: 64, hiddenDim: 32, bottleneckDim: 16 },
-  augment: { localCropsNumber: 2 },
-  train: { batchSize: 8, epochs: 1, stepsPerShard: 2 },
-});
+const config = tinyRunConfig(1);
 
 describe('checkpoint readers', () => {
   let fixture: ComputeFixture;
@@ -58,7 +59,9 @@ describe('checkpoint readers', () => {
     const report = await evaluate(fixture.ctx, fixture.scope('evaluate', job), job);
     expect(report).toMatchObject({ runId: RUN, step: STEP, network: 'teacher' });
     expect(report.knn!.map((score) => score.k)).toEqual([1, 5]);
-    expect(await fixture.ctx.store.getJson(evalKey(RUN, 'e1'))).toMatchObject({ evalId: 'e1', step: STEP });
+    // What the API reads back and documents is what was written.
+    const stored = await fixture.ctx.store.getJson(evalKey(RUN, 'e1'));
+    expect(evaluationReportSchema.strict().parse(stored)).toMatchObject({ evalId: 'e1', step: STEP });
   });
 
   it('an attention export ignores it too', async () => {
@@ -72,6 +75,8 @@ describe('checkpoint readers', () => {
     const result = await exportAttention(fixture.ctx, fixture.scope('attention', job), job);
     expect(result).toMatchObject({ runId: RUN, step: STEP, images: 2 });
     expect(result.files).toBeGreaterThan(2);
+    const index = await fixture.ctx.store.getJson(attentionFileKey(RUN, 'a1', 'index.json'));
+    expect(attentionIndexSchema.strict().parse(index)).toMatchObject({ exportId: 'a1', step: STEP });
   });
 
   it('a corrupt teacher still fails the evaluation, for good, naming the file', async () => {

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { planRun, type RunConfig } from '@dinoq/config';
+import { planRun, resolveRunConfig, type RunConfig } from '@dinoq/config';
 import { selectBackend } from '@dinoq/dino';
 import { RunRepository, type RunRecord } from '@dinoq/jobs';
 import {
@@ -14,6 +14,16 @@ import {
 import { DatasetCache } from '../src/compute/dataset-cache';
 import type { ComputeContext, JobScope } from '../src/compute/job-scope';
 import type { ComputeJob } from '../src/compute/protocol';
+
+/** A model small enough for the cpu backend: batches of 8, shards of 2 steps. */
+export function tinyRunConfig(epochs: number): RunConfig {
+  return resolveRunConfig('fmnist-tiny', {
+    model: { depth: 1, embedDim: 16, numHeads: 2 },
+    head: { outDim: 64, hiddenDim: 32, bottleneckDim: 16 },
+    augment: { localCropsNumber: 2 },
+    train: { batchSize: 8, epochs, stepsPerShard: 2 },
+  });
+}
 
 /** What a compute-process job handler works with, over a real s3rver and the tfjs cpu backend. */
 export interface ComputeFixture {

@@ -1,4 +1,14 @@
-import { afterCommit, planShard, withCommittedStep } from '../src/shard-plan';
+import type { RunRecord } from '@dinoq/jobs';
+import {
+  afterCommit,
+  cancelRun,
+  catchUpWithCommits,
+  claimRun,
+  failRun,
+  planShard,
+  recordCommit,
+  withCommittedStep,
+} from '../src/shard-plan';
 
 // 10 steps in shards of 4: [0,4) [4,8) [8,10)
 const run = {
@@ -115,5 +125,69 @@ describe('withCommittedStep', () => {
     expect(withCommittedStep([4, 8], 8)).toEqual([4, 8]);
     expect(withCommittedStep([8], 4)).toEqual([4, 8]);
     expect(withCommittedStep([], 4)).toEqual([4]);
+  });
+});
+
+describe('run record changes', () => {
+  const record = {
+    ...run,
+    status: 'running',
+    workerId: 'w1',
+    backend: 'wasm',
+    lastCommittedStep: 4,
+    committedSteps: [4],
+    latestMetrics: null,
+    error: null,
+  } as unknown as RunRecord;
+
+  test('a worker claims a queued run or one another worker had, and writes nothing otherwise', () => {
+    expect(claimRun('w1', 'wasm')({ ...record, status: 'queued' })).toEqual({
+      status: 'running',
+      workerId: 'w1',
+      backend: 'wasm',
+    });
+    expect(claimRun('w2', 'wasm')(record)).toEqual({ status: 'running', workerId: 'w2', backend: 'wasm' });
+    expect(claimRun('w1', 'cpu')({ ...record, status: 'cancelled' })).toMatchObject({ status: 'cancelled' });
+    expect(claimRun('w1', 'wasm')(record)).toBeNull();
+  });
+
+  test('cancelling stops an active run and writes nothing to a stopped one', () => {
+    expect(cancelRun(record)).toEqual({ status: 'cancelled' });
+    expect(cancelRun({ ...record, status: 'failed' })).toBeNull();
+  });
+
+  test('a commit is listed with its metrics and moves the run on', () => {
+    const metrics = { step: 7, loss: 8 };
+    expect(recordCommit(8, metrics, 'w1', 'wasm')(record)).toEqual({
+      lastCommittedStep: 8,
+      committedSteps: [4, 8],
+      latestMetrics: metrics,
+      backend: 'wasm',
+      workerId: 'w1',
+      status: 'running',
+      error: null,
+    });
+    expect(recordCommit(10, metrics, 'w1', 'wasm')(record)).toMatchObject({ status: 'completed' });
+    // A run cancelled while the shard trained keeps its status.
+    expect(recordCommit(8, metrics, 'w1', 'wasm')({ ...record, status: 'cancelled' })).toMatchObject({
+      status: 'cancelled',
+    });
+  });
+
+  test('the record catches up with commits it does not list yet', () => {
+    const plan = { kind: 'done' as const, committedStep: 8, status: 'running' as const, next: null };
+    expect(catchUpWithCommits(plan, [4, 8])(record)).toEqual({
+      lastCommittedStep: 8,
+      committedSteps: [4, 8],
+      status: 'running',
+    });
+  });
+
+  test('a non-finite loss fails the run with the reason', () => {
+    expect(failRun('loss is NaN at step 5', 'w1')(record)).toEqual({
+      status: 'failed',
+      error: 'loss is NaN at step 5',
+      workerId: 'w1',
+    });
   });
 });

@@ -1,9 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { BlobNotFoundError, type BlobStore } from './blob-store';
 
-/** A BlobStore over a local folder: key `a/b.tar` is the file `<rootDir>/a/b.tar`. */
+/**
+ * A BlobStore over a local folder: key `a/b.tar` is the file `<rootDir>/a/b.tar`. It also has the
+ * write operations of libs/storage's object store (`putBytes`, `putBytesIfAbsent`), so a local run
+ * keeps its checkpoints and metrics in the bucket's key layout through the same code.
+ */
 export class FsBlobStore implements BlobStore {
   readonly rootDir: string;
 
@@ -21,17 +25,32 @@ export class FsBlobStore implements BlobStore {
   }
 
   async put(key: string, bytes: Uint8Array): Promise<void> {
-    const file = this.pathOf(key);
-    await mkdir(path.dirname(file), { recursive: true });
     // Write beside the target and rename, so a crash never leaves a half-written shard under its real name.
-    const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-    try {
-      await writeFile(tmp, bytes);
-      await rename(tmp, file);
-    } catch (err) {
+    await this.writeBeside(key, bytes, (tmp, file) => rename(tmp, file));
+  }
+
+  /** `put`; a folder keeps no content types. */
+  putBytes(key: string, bytes: Uint8Array): Promise<void> {
+    return this.put(key, bytes);
+  }
+
+  /**
+   * Writes only if no file exists under the key; false when one does. The finished temporary file
+   * is hard-linked to the key, which fails when the name is taken, so of two writers exactly one wins
+   * and nobody ever sees a partial file.
+   */
+  async putBytesIfAbsent(key: string, bytes: Uint8Array): Promise<boolean> {
+    let written = true;
+    await this.writeBeside(key, bytes, async (tmp, file) => {
+      try {
+        await link(tmp, file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        written = false;
+      }
       await rm(tmp, { force: true });
-      throw err;
-    }
+    });
+    return written;
   }
 
   async list(prefix: string): Promise<string[]> {
@@ -55,6 +74,24 @@ export class FsBlobStore implements BlobStore {
     const segments = dirPart.split('/').filter((p) => p !== '');
     await walk(segments.length ? this.pathOf(segments.join('/')) : this.rootDir, dirPart);
     return keys.sort();
+  }
+
+  /** Writes the bytes to a temporary file next to the key's file, then lets `place` move them there. */
+  private async writeBeside(
+    key: string,
+    bytes: Uint8Array,
+    place: (tmp: string, file: string) => Promise<void>,
+  ): Promise<void> {
+    const file = this.pathOf(key);
+    await mkdir(path.dirname(file), { recursive: true });
+    const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+    try {
+      await writeFile(tmp, bytes);
+      await place(tmp, file);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
   }
 
   private pathOf(key: string): string {

@@ -29,6 +29,20 @@ describe('FsBlobStore', () => {
     ]);
   });
 
+  it('writes a key only when it is free; of racing writers exactly one wins', async () => {
+    const store = new FsBlobStore(dir());
+    expect(await store.putBytesIfAbsent('runs/r/COMMITTED', Uint8Array.of(1))).toBe(true);
+    expect(await store.putBytesIfAbsent('runs/r/COMMITTED', Uint8Array.of(2))).toBe(false);
+    expect(Array.from(await store.get('runs/r/COMMITTED'))).toEqual([1]);
+
+    const racers = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => store.putBytesIfAbsent('runs/race/COMMITTED', Uint8Array.of(i))),
+    );
+    expect(racers.filter(Boolean)).toHaveLength(1);
+    expect(Array.from(await store.get('runs/race/COMMITTED'))).toEqual([racers.indexOf(true)]);
+    expect(await readdir(`${dir()}/runs/race`)).toEqual(['COMMITTED']);
+  });
+
   it('reports a missing key with a not-found error naming it', async () => {
     const store = new FsBlobStore(dir());
     const err = await store.get('datasets/none/manifest.json').catch((e: unknown) => e);

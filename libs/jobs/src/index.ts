@@ -7,3 +7,4 @@ export * from './shard-failure';
 export * from './connection';
 export * from './producer';
 export * from './worker-registry';
+export * from './schemas';

@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { QueueName } from './queues';
-
-const id = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'must be 1-64 of a-z, 0-9, "-", "_"');
+import { evaluationKindSchema, idSchema as id, knnOptionsSchema, linearOptionsSchema } from './schemas';
 
 /** One bounded slice of a run: train from the newest commit up to `toStep`, then commit. */
 export const trainShardJobSchema = z.object({
@@ -11,33 +10,12 @@ export const trainShardJobSchema = z.object({
   toStep: z.number().int().min(1),
 });
 
-export const knnOptionsSchema = z
-  .object({
-    ks: z.array(z.number().int().min(1).max(1000)).min(1).max(8).default([10, 20, 100, 200]),
-    temperature: z.number().positive().max(10).default(0.07),
-    trainLimit: z.number().int().min(1).optional(),
-    testLimit: z.number().int().min(1).optional(),
-  })
-  .strict();
-
-export const linearOptionsSchema = z
-  .object({
-    epochs: z.number().int().min(1).max(1000).default(100),
-    lastBlocks: z.number().int().min(1).max(12).default(4),
-    avgPool: z.boolean().default(false),
-    lr: z.number().positive().max(10).default(0.001),
-    batchSize: z.number().int().min(1).max(4096).default(128),
-    trainLimit: z.number().int().min(1).optional(),
-    testLimit: z.number().int().min(1).optional(),
-  })
-  .strict();
-
 export const evaluateJobSchema = z.object({
   runId: id,
   evalId: id,
   /** A committed step, or null for the newest commit at the time the job runs. */
   step: z.number().int().min(0).nullable(),
-  kinds: z.array(z.enum(['knn', 'linear'])).min(1),
+  kinds: z.array(evaluationKindSchema).min(1),
   knn: knnOptionsSchema.optional(),
   linear: linearOptionsSchema.optional(),
   /** Set by job schedulers; results also go to the run's evaluation history. */
@@ -67,7 +45,7 @@ export const importJobSchema = z.object({
 export const scheduledSweepJobSchema = z.object({
   scheduleId: id,
   runId: id.nullable(),
-  kinds: z.array(z.enum(['knn', 'linear'])).min(1),
+  kinds: z.array(evaluationKindSchema).min(1),
   knn: knnOptionsSchema.optional(),
   linear: linearOptionsSchema.optional(),
 });

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { encodeJson, isNotFound, JSON_CONTENT_TYPE, readJson, type ArtifactStore } from './artifact-store';
 import { ChecksumMismatchError, NotFoundError, StorageError, UnreadableObjectError } from './errors';
 import {
   checkpointCommitKey,
@@ -9,19 +10,12 @@ import {
   validateFileName,
   validateId,
 } from './keys';
-import type { ObjectStore } from './object-store';
 
 /*
  * Object stores have no rename, so a checkpoint is made atomic by ordering: every file is written
  * first and the COMMITTED record last. Readers only trust directories that have the record, and
  * the record's sizes and sha256s catch files that were overwritten or damaged afterwards.
  */
-
-/** The operations checkpoints need; an `ObjectStore` has them. */
-export type CheckpointStorage = Pick<
-  ObjectStore,
-  'getBytes' | 'getJson' | 'putBytes' | 'putBytesIfAbsent' | 'exists' | 'list'
->;
 
 export const CHECKPOINT_COMMIT_FORMAT = 'dinoq.checkpoint-commit/1';
 
@@ -61,7 +55,7 @@ export function sha256Hex(bytes: Uint8Array): string {
  * that readers may already be using.
  */
 export async function commitCheckpoint(
-  store: CheckpointStorage,
+  store: ArtifactStore,
   runId: string,
   step: number,
   files: Record<string, Uint8Array>,
@@ -92,8 +86,7 @@ export async function commitCheckpoint(
     committedAt: now().toISOString(),
     files: committed,
   };
-  const record = new TextEncoder().encode(`${JSON.stringify(commit, null, 2)}\n`);
-  const written = await store.putBytesIfAbsent(commitKey, record, 'application/json');
+  const written = await store.putBytesIfAbsent(commitKey, encodeJson(commitKey, commit), JSON_CONTENT_TYPE);
   if (!written) {
     // Another writer committed this step between our check and our write; theirs stands.
     const winner = await readCheckpointCommit(store, runId, step);
@@ -108,31 +101,27 @@ export async function commitCheckpoint(
  * @throws UnreadableObjectError naming the key when the record is not JSON or not a commit record.
  */
 export async function readCheckpointCommit(
-  store: Pick<CheckpointStorage, 'getJson'>,
+  store: Pick<ArtifactStore, 'get'>,
   runId: string,
   step: number,
 ): Promise<CheckpointCommit | null> {
   const key = checkpointCommitKey(runId, step);
-  const value = await store.getJson<unknown>(key);
+  const value = await readJson(store, key);
   return value === null ? null : parseCommit(key, value, runId, step);
 }
 
 /** Committed steps of a run in ascending order; directories without COMMITTED are ignored. */
-export async function listCommitted(
-  store: Pick<CheckpointStorage, 'list'>,
-  runId: string,
-): Promise<number[]> {
-  const steps: number[] = [];
-  for await (const key of store.list(checkpointsPrefix(runId))) {
-    const step = committedStepFromKey(runId, key);
-    if (step !== null) steps.push(step);
-  }
-  return steps.sort((a, b) => a - b);
+export async function listCommitted(store: Pick<ArtifactStore, 'list'>, runId: string): Promise<number[]> {
+  const keys = await store.list(checkpointsPrefix(runId));
+  return keys
+    .map((key) => committedStepFromKey(runId, key))
+    .filter((step) => step !== null)
+    .sort((a, b) => a - b);
 }
 
 /** The newest committed step of a run, or null when it has none. */
 export async function latestCommitted(
-  store: Pick<CheckpointStorage, 'list'>,
+  store: Pick<ArtifactStore, 'list'>,
   runId: string,
 ): Promise<number | null> {
   const steps = await listCommitted(store, runId);
@@ -147,7 +136,7 @@ export async function latestCommitted(
  * @throws ChecksumMismatchError naming the file whose size or sha256 differs.
  */
 export async function loadCheckpoint(
-  store: CheckpointStorage,
+  store: Pick<ArtifactStore, 'get'>,
   runId: string,
   step: number,
   only?: readonly string[],
@@ -160,7 +149,7 @@ export async function loadCheckpoint(
       const key = checkpointFileKey(runId, step, name);
       const expected = Object.hasOwn(commit.files, name) ? commit.files[name] : undefined;
       if (!expected) throw new NotFoundError(key);
-      const bytes = await store.getBytes(key);
+      const bytes = await readFile(store, key);
       if (bytes.byteLength !== expected.size) {
         throw new ChecksumMismatchError(
           key,
@@ -176,6 +165,16 @@ export async function loadCheckpoint(
     }),
   );
   return { step, commit, files: Object.fromEntries(entries) };
+}
+
+/** The same NotFoundError from every store, so callers need not know which one they were given. */
+async function readFile(store: Pick<ArtifactStore, 'get'>, key: string): Promise<Uint8Array> {
+  try {
+    return await store.get(key);
+  } catch (error) {
+    if (isNotFound(error) && !(error instanceof NotFoundError)) throw new NotFoundError(key);
+    throw error;
+  }
 }
 
 function parseCommit(key: string, value: unknown, runId: string, step: number): CheckpointCommit {

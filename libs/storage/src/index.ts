@@ -25,12 +25,13 @@ export {
   loadCheckpoint,
   sha256Hex,
   CHECKPOINT_COMMIT_FORMAT,
-  type CheckpointStorage,
   type CheckpointCommit,
   type CommittedFile,
   type CommitResult,
   type LoadedCheckpoint,
 } from './checkpoint-store';
+export { encodeJson, readJson, type ArtifactStore } from './artifact-store';
+export { RunArtifacts, type MetricsFile } from './run-artifacts';
 export {
   startEmbeddedS3,
   continuationTokensSupported,

@@ -8,14 +8,19 @@ import { InvalidIdError } from './errors';
  *   datasets/<name>/shards/<file>
  *   runs/<runId>/run.json
  *   runs/<runId>/checkpoints/<step:9 digits>/<file>   and .../COMMITTED, written last
- *   runs/<runId>/metrics/<shard>.jsonl
+ *   runs/<runId>/metrics/<shard>.jsonl                 (a local run: steps-<first step:9 digits>.jsonl)
  *   runs/<runId>/evals/<evalId>.json
  *   runs/<runId>/attention/<exportId>/<file>
  *   runs/<runId>/export/backbone.safetensors
  *   runs/<runId>/features/<step:9 digits>/<split>.bin
  */
 
-const ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+/**
+ * Identifiers used as one key segment (run ids, dataset names, eval ids, ...): the one rule, also
+ * behind libs/jobs' zod id schema, so an id a payload accepts is always a valid key segment.
+ */
+export const ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+export const ID_RULE = "1-64 lowercase letters, digits, '-' and '_', starting with a letter or digit";
 const ID_MAX_LENGTH = 64;
 const FILE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const FILE_NAME_MAX_LENGTH = 128;
@@ -34,10 +39,7 @@ function describeBadName(value: string, maxLength: number, allowed: string): str
   return `may only contain ${allowed}, starting with a letter or digit`;
 }
 
-/**
- * Checks an identifier used as one key segment (run ids, dataset names, eval ids, ...):
- * 1-64 characters of lowercase letters, digits, `-` and `_`, starting with a letter or digit.
- */
+/** Checks an identifier used as one key segment against `ID_PATTERN`, naming the field. */
 export function validateId(field: string, value: unknown): string {
   if (typeof value !== 'string') throw new InvalidIdError(field, value, 'must be a string');
   if (!ID_PATTERN.test(value)) {
@@ -165,6 +167,14 @@ export function metricsPrefix(runId: string): string {
 /** A number is a training-shard index (zero-padded to 6 digits); a string must be an id. */
 export function metricsKey(runId: string, shard: number | string): string {
   return `${metricsPrefix(runId)}${formatShard(shard)}.jsonl`;
+}
+
+/**
+ * The metrics of the steps a local run trained from `fromStep` up to its next commit: local runs
+ * commit every n steps rather than by shard, so their files are named by the first step they hold.
+ */
+export function stepsMetricsKey(runId: string, fromStep: number): string {
+  return metricsKey(runId, `steps-${formatStep(fromStep, 'fromStep')}`);
 }
 
 export function evalsPrefix(runId: string): string {

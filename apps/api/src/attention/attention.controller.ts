@@ -3,7 +3,12 @@ import { ApiBearerAuth, ApiBody, ApiOperation, ApiParam, ApiResponse, ApiTags } 
 import { IdParamPipe } from '../http/id-param.pipe';
 import { openApiSchema } from '../http/openapi';
 import { ZodPipe } from '../http/zod.pipe';
-import { createAttentionSchema, type CreateAttentionRequest } from './attention.schemas';
+import {
+  attentionViewSchema,
+  createAttentionSchema,
+  type AttentionView,
+  type CreateAttentionRequest,
+} from './attention.schemas';
 import { AttentionService } from './attention.service';
 
 @ApiTags('attention')
@@ -34,10 +39,12 @@ export class AttentionController {
   @ApiOperation({ summary: 'Export status, with index.json once the maps are written' })
   @ApiParam({ name: 'id', description: 'run id' })
   @ApiParam({ name: 'exportId' })
+  @ApiResponse({ status: 200, schema: openApiSchema(attentionViewSchema) })
+  @ApiResponse({ status: 422, description: 'the stored index.json is not an export index; `key` names it' })
   get(
     @Param('id', new IdParamPipe('runId')) runId: string,
     @Param('exportId', new IdParamPipe('exportId')) exportId: string,
-  ) {
+  ): Promise<AttentionView> {
     return this.attention.get(runId, exportId);
   }
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { attentionIndexSchema } from '@dinoq/jobs';
 import { checkpointStepSchema } from '../checkpoint-step';
 import { MAX_UPLOAD_IMAGES } from './image-upload';
 
@@ -27,3 +28,14 @@ export const createAttentionSchema = z
   .strict();
 
 export type CreateAttentionRequest = z.infer<typeof createAttentionSchema>;
+
+/** GET .../attention/<exportId>: the export's state, with its index.json once every PNG is written. */
+export const attentionViewSchema = z.object({
+  runId: z.string(),
+  exportId: z.string(),
+  status: z.string().describe('completed, or the job state (waiting, active, failed, ...)'),
+  error: z.string().nullable(),
+  index: attentionIndexSchema.nullable(),
+});
+
+export type AttentionView = z.infer<typeof attentionViewSchema>;

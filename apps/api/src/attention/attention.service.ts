@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { QueueName, type AttentionJob } from '@dinoq/jobs';
-import { validateId } from '@dinoq/storage';
+import { QueueName, attentionIndexSchema, parseStored, type AttentionJob } from '@dinoq/jobs';
+import { attentionFileKey, validateId } from '@dinoq/storage';
 import { API_OPTIONS, type ApiOptions } from '../api-options';
 import { resolveCheckpointStep } from '../checkpoint-step';
 import { badRequest, notFound, payloadTooLarge } from '../http/api-errors';
@@ -10,7 +10,7 @@ import { Datasets } from '../repositories/datasets.repository';
 import { JobQueues } from '../repositories/job-queues.repository';
 import { RunFiles } from '../repositories/run-files.repository';
 import { RunRecords } from '../repositories/run-records.repository';
-import type { CreateAttentionRequest } from './attention.schemas';
+import type { AttentionView, CreateAttentionRequest } from './attention.schemas';
 import {
   UploadError,
   checkDecodes,
@@ -64,10 +64,15 @@ export class AttentionService {
     return { runId, exportId, jobId: job.id, queue: job.queue, status: job.state, step };
   }
 
-  async get(runId: string, exportId: string) {
+  /** @throws UnreadableObjectError naming the key when index.json is not an export index. */
+  async get(runId: string, exportId: string): Promise<AttentionView> {
     validateId('exportId', exportId);
     await this.runs.get(runId);
-    const index = await this.files.attentionIndex(runId, exportId);
+    const stored = await this.files.attentionIndex(runId, exportId);
+    const index =
+      stored === null
+        ? null
+        : parseStored(attentionIndexSchema, attentionFileKey(runId, exportId, 'index.json'), stored);
     const job = await this.jobs.get(QueueName.Attention, attentionJobId(runId, exportId));
     if (index === null && job === null && !(await this.files.hasAttentionExport(runId, exportId))) {
       throw notFound(`attention export "${exportId}" of run "${runId}" does not exist`, 'exportId');

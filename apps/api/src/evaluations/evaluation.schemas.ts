@@ -1,9 +1,14 @@
 import { z } from 'zod';
-import { knnOptionsSchema, linearOptionsSchema } from '@dinoq/jobs';
+import {
+  evaluationKindSchema,
+  evaluationReportSchema,
+  knnOptionsSchema,
+  linearOptionsSchema,
+} from '@dinoq/jobs';
 import { checkpointStepSchema } from '../checkpoint-step';
 
 export const evaluationKindsSchema = z
-  .array(z.enum(['knn', 'linear']))
+  .array(evaluationKindSchema)
   .min(1)
   .refine((kinds) => new Set(kinds).size === kinds.length, 'must not repeat a kind');
 
@@ -17,3 +22,18 @@ export const createEvaluationSchema = z
   .strict();
 
 export type CreateEvaluationRequest = z.infer<typeof createEvaluationSchema>;
+
+/** One evaluation as GET answers it: its stored report once completed, else its job's state. */
+export const evaluationViewSchema = z.object({
+  evalId: z.string(),
+  status: z
+    .string()
+    .describe('completed; a job state (waiting, active, delayed, prioritized, failed); or unreadable'),
+  step: z.number().int().min(0).nullable(),
+  kinds: z.array(evaluationKindSchema),
+  jobId: z.string().nullable(),
+  error: z.string().nullable().describe('why the job failed, or why the stored report cannot be read'),
+  report: evaluationReportSchema.nullable(),
+});
+
+export type EvaluationView = z.infer<typeof evaluationViewSchema>;

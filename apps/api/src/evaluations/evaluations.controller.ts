@@ -1,9 +1,15 @@
 import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiParam, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { z } from 'zod';
 import { IdParamPipe } from '../http/id-param.pipe';
 import { openApiSchema } from '../http/openapi';
 import { ZodPipe } from '../http/zod.pipe';
-import { createEvaluationSchema, type CreateEvaluationRequest } from './evaluation.schemas';
+import {
+  createEvaluationSchema,
+  evaluationViewSchema,
+  type CreateEvaluationRequest,
+  type EvaluationView,
+} from './evaluation.schemas';
 import { EvaluationsService } from './evaluations.service';
 
 @ApiTags('evaluations')
@@ -29,7 +35,8 @@ export class EvaluationsController {
   @Get()
   @ApiOperation({ summary: 'Stored reports plus queued, running and failed evaluations' })
   @ApiParam({ name: 'id', description: 'run id' })
-  list(@Param('id', new IdParamPipe('runId')) runId: string) {
+  @ApiResponse({ status: 200, schema: openApiSchema(z.array(evaluationViewSchema)) })
+  list(@Param('id', new IdParamPipe('runId')) runId: string): Promise<EvaluationView[]> {
     return this.evaluations.list(runId);
   }
 
@@ -37,10 +44,12 @@ export class EvaluationsController {
   @ApiOperation({ summary: 'One evaluation: its report once completed, else its job state' })
   @ApiParam({ name: 'id', description: 'run id' })
   @ApiParam({ name: 'evalId' })
+  @ApiResponse({ status: 200, schema: openApiSchema(evaluationViewSchema) })
+  @ApiResponse({ status: 422, description: 'the stored report is not an evaluation report; `key` names it' })
   get(
     @Param('id', new IdParamPipe('runId')) runId: string,
     @Param('evalId', new IdParamPipe('evalId')) evalId: string,
-  ) {
+  ): Promise<EvaluationView> {
     return this.evaluations.get(runId, evalId);
   }
 }

@@ -1,6 +1,12 @@
 import { Injectable } from '@nestjs/common';
-import { evaluateQueueFor, type EvaluateJob, type RunRecord } from '@dinoq/jobs';
-import { validateId } from '@dinoq/storage';
+import {
+  evaluateQueueFor,
+  evaluationReportSchema,
+  parseStored,
+  type EvaluateJob,
+  type RunRecord,
+} from '@dinoq/jobs';
+import { UnreadableObjectError, evalKey, validateId } from '@dinoq/storage';
 import { resolveCheckpointStep } from '../checkpoint-step';
 import { badRequest, notFound } from '../http/api-errors';
 import { evaluationJobId } from '../job-ids';
@@ -10,19 +16,9 @@ import { JobQueues, type JobSnapshot } from '../repositories/job-queues.reposito
 import { RunFiles } from '../repositories/run-files.repository';
 import { RunRecords } from '../repositories/run-records.repository';
 import { evaluationProblems } from './evaluation-checks';
-import type { CreateEvaluationRequest } from './evaluation.schemas';
+import type { CreateEvaluationRequest, EvaluationView } from './evaluation.schemas';
 
 const LISTED_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'failed'] as const;
-
-export interface EvaluationView {
-  evalId: string;
-  status: string;
-  step: number | null;
-  kinds: string[];
-  jobId: string | null;
-  error: string | null;
-  report: unknown;
-}
 
 function fromJob(job: JobSnapshot): EvaluationView {
   const data = job.data as Partial<EvaluateJob>;
@@ -37,17 +33,36 @@ function fromJob(job: JobSnapshot): EvaluationView {
   };
 }
 
-function fromReport(evalId: string, report: unknown): EvaluationView {
-  const fields = (typeof report === 'object' && report !== null ? report : {}) as Record<string, unknown>;
+/** @throws UnreadableObjectError naming the key when the stored report is not an evaluation report. */
+function fromReport(runId: string, evalId: string, stored: unknown): EvaluationView {
+  const report = parseStored(evaluationReportSchema, evalKey(runId, evalId), stored);
   return {
     evalId,
     status: 'completed',
-    step: typeof fields.step === 'number' ? fields.step : null,
-    kinds: Array.isArray(fields.kinds) ? (fields.kinds as string[]) : [],
+    step: report.step,
+    kinds: report.kinds,
     jobId: null,
     error: null,
     report,
   };
+}
+
+/** In a listing, a report that cannot be read shows as such rather than hiding the others. */
+function listedReport(runId: string, evalId: string, stored: unknown): EvaluationView {
+  try {
+    return fromReport(runId, evalId, stored);
+  } catch (error) {
+    if (!(error instanceof UnreadableObjectError)) throw error;
+    return {
+      evalId,
+      status: 'unreadable',
+      step: null,
+      kinds: [],
+      jobId: null,
+      error: error.message,
+      report: null,
+    };
+  }
 }
 
 @Injectable()
@@ -106,7 +121,7 @@ export class EvaluationsService {
     for (const job of jobs) {
       if ((job.data as Partial<EvaluateJob>).runId === runId) views.set(fromJob(job).evalId, fromJob(job));
     }
-    for (const { evalId, report } of reports) views.set(evalId, fromReport(evalId, report));
+    for (const { evalId, report } of reports) views.set(evalId, listedReport(runId, evalId, report));
     return [...views.values()].sort((a, b) => b.evalId.localeCompare(a.evalId));
   }
 
@@ -114,7 +129,7 @@ export class EvaluationsService {
     validateId('evalId', evalId);
     const run = await this.runs.get(runId);
     const report = await this.files.evalReport(runId, evalId);
-    if (report !== null) return fromReport(evalId, report);
+    if (report !== null) return fromReport(runId, evalId, report);
     const job = await this.jobs.get(evaluateQueueFor(run.device), evaluationJobId(runId, evalId));
     if (job) return fromJob(job);
     throw notFound(`evaluation "${evalId}" of run "${runId}" does not exist`, 'evalId');

@@ -1,9 +1,16 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { RunRepository, type RunRecord, type RunSpec } from '@dinoq/jobs';
+import {
+  RunRepository,
+  parseMetricsFiles,
+  type RunRecord,
+  type RunSpec,
+  type SkippedMetricsLine,
+  type StoredMetricsLine,
+} from '@dinoq/jobs';
 import {
   ObjectStore,
+  RunArtifacts,
   listCommitted,
-  metricsPrefix,
   readCheckpointCommit,
   type CheckpointCommit,
 } from '@dinoq/storage';
@@ -78,21 +85,15 @@ export class RunRecords {
     return readCheckpointCommit(this.store, runId, step);
   }
 
-  /** Every line of runs/<id>/metrics/*.jsonl, in shard order, parsed. */
-  async metricLines(runId: string): Promise<Record<string, unknown>[]> {
-    const keys = (await this.store.list(metricsPrefix(runId))).filter((key) => key.endsWith('.jsonl')).sort();
-    const lines: Record<string, unknown>[] = [];
-    for (const key of keys) {
-      const text = new TextDecoder().decode(await this.store.getBytes(key));
-      text.split('\n').forEach((line, index) => {
-        if (line.trim() === '') return;
-        try {
-          lines.push(JSON.parse(line) as Record<string, unknown>);
-        } catch {
-          throw new Error(`${key} line ${index + 1} is not valid JSON`);
-        }
-      });
+  /**
+   * Every line of runs/<id>/metrics/*.jsonl, in shard order. A line that is not a metrics line is
+   * left out, logged with its key and line number, and counted in `skipped`.
+   */
+  async metricLines(runId: string): Promise<{ lines: StoredMetricsLine[]; skipped: SkippedMetricsLine[] }> {
+    const parsed = parseMetricsFiles(await new RunArtifacts(this.store, runId).metricsFiles());
+    for (const { key, line, reason } of parsed.skipped) {
+      this.logger.warn(`run ${runId}: skipping ${key} line ${line}: ${reason}`);
     }
-    return lines;
+    return parsed;
   }
 }

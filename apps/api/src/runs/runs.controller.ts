@@ -1,4 +1,4 @@
-import { Body, Controller, Get, Header, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { Body, Controller, Get, Header, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
 import {
   ApiBearerAuth,
   ApiBody,
@@ -8,6 +8,9 @@ import {
   ApiResponse,
   ApiTags,
 } from '@nestjs/swagger';
+import type { Response } from 'express';
+import { z } from 'zod';
+import { storedMetricsLineSchema } from '@dinoq/jobs';
 import { IdParamPipe } from '../http/id-param.pipe';
 import { openApiQuery, openApiSchema } from '../http/openapi';
 import { ZodPipe } from '../http/zod.pipe';
@@ -21,6 +24,8 @@ import {
   type ListRunsQuery,
 } from './run.schemas';
 import { RunsService } from './runs.service';
+
+const SKIPPED_LINES_HEADER = 'X-Skipped-Lines';
 
 @ApiTags('runs')
 @ApiBearerAuth()
@@ -70,11 +75,25 @@ export class RunsController {
   @ApiOperation({ summary: 'Training metric lines of every shard (runs/<id>/metrics/*.jsonl)' })
   @ApiParam({ name: 'id', description: 'run id' })
   @ApiQuery({ name: 'fromStep', required: false, type: Number })
-  metrics(
+  @ApiResponse({
+    status: 200,
+    description: 'one entry per trained step, in step order',
+    schema: openApiSchema(z.array(storedMetricsLineSchema)),
+    headers: {
+      [SKIPPED_LINES_HEADER]: {
+        description: 'stored lines left out because they are not metrics lines (logged with their key)',
+        schema: { type: 'integer' },
+      },
+    },
+  })
+  async metrics(
     @Param('id', new IdParamPipe('runId')) runId: string,
     @Query(new ZodPipe(metricsQuerySchema)) query: { fromStep?: number },
+    @Res({ passthrough: true }) response: Response,
   ) {
-    return this.runs.metrics(runId, query.fromStep);
+    const { lines, skipped } = await this.runs.metrics(runId, query.fromStep);
+    response.setHeader(SKIPPED_LINES_HEADER, String(skipped));
+    return lines;
   }
 
   @Post(':id/cancel')

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { ConfigError, planRun, resolveRunConfig, type PresetName, type RunConfig } from '@dinoq/config';
-import { shardJobId, shardRange, trainQueueFor, type RunRecord } from '@dinoq/jobs';
+import { shardJobId, shardRange, trainQueueFor, type RunRecord, type StoredMetricsLine } from '@dinoq/jobs';
 import { validateId } from '@dinoq/storage';
 import { badRequest, conflict, notFound } from '../http/api-errors';
 import { newId } from '../new-id';
@@ -101,11 +101,10 @@ export class RunsService {
     return runView(run, await this.runs.committedSteps(runId));
   }
 
-  /** Metric lines of every shard, optionally from a step on. */
-  async metrics(runId: string, fromStep?: number) {
+  /** Metric lines of every shard, optionally from a step on, and how many unreadable lines were left out. */
+  async metrics(runId: string, fromStep = 0): Promise<{ lines: StoredMetricsLine[]; skipped: number }> {
     await this.runs.get(runId);
-    const lines = await this.runs.metricLines(runId);
-    if (fromStep === undefined) return lines;
-    return lines.filter((line) => typeof line.step === 'number' && line.step >= fromStep);
+    const { lines, skipped } = await this.runs.metricLines(runId);
+    return { lines: lines.filter((line) => line.step >= fromStep), skipped: skipped.length };
   }
 }

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { resolveRunConfig, type PresetName, type RunConfig } from '@dinoq/config';
-import { DinoTrainer, initDinoParams, selectBackend, type ParamTensors } from '@dinoq/dino';
+import { disposeParams, initDinoParams, selectBackend, type ParamTensors } from '@dinoq/dino';
 import {
   FsBlobStore,
   importClutteredFashionMnist,
@@ -24,15 +24,17 @@ import {
   type SegmentationScores,
   type SegmentationSplit,
 } from '@dinoq/eval';
-import { dataDir, latestLocalCheckpoint, readCheckpointFiles } from '../local-layout';
+import { dataDir, LocalRun } from '../local-layout';
 import { argValue, peakRssMiB } from './bench-data';
 
 /**
  * npm run bench:eval [-- options]
  *
- *   --run-dir <dir>        a local run (run.json + committed checkpoints): its newest teacher
- *   --checkpoint <path>    a checkpoint folder (config from ../../run.json, else --preset) or a
- *                          backbone .safetensors file (config from --preset)
+ *   --run-dir <dir>        a local run (<data dir>/runs/<id>, as `dinoq train` writes it): its
+ *                          newest committed teacher
+ *   --checkpoint <path>    a committed checkpoint folder of a local run (<run dir>/checkpoints/<step>;
+ *                          config from the run's run.json, else --preset) or a backbone
+ *                          .safetensors file (config from --preset)
  *   --preset <name>        config for random init / backbone files (default fmnist-tiny)
  *   --train-limit <n>      k-NN memory bank size (default all 60k)
  *   --test-limit <n>       k-NN queries (default all 10k)
@@ -66,7 +68,7 @@ interface Network {
   dispose: () => void;
 }
 
-function loadCheckpointNetwork(preset: PresetName): Network | null {
+async function loadCheckpointNetwork(preset: PresetName): Promise<Network | null> {
   const runDirArg = argValue('run-dir');
   const checkpointArg = argValue('checkpoint');
   if (!runDirArg && !checkpointArg) return null;
@@ -80,26 +82,23 @@ function loadCheckpointNetwork(preset: PresetName): Network | null {
       dispose: () => params.forEach((v) => v.dispose()),
     };
   }
-  let dir: string;
-  let runJson: string;
+  let run: LocalRun;
+  let step: number | null;
   if (checkpointArg) {
-    dir = path.resolve(checkpointArg);
-    runJson = path.join(dir, '..', '..', 'run.json');
+    run = LocalRun.at(path.join(checkpointArg, '..', '..'));
+    step = Number(path.basename(path.resolve(checkpointArg)));
   } else {
-    const latest = latestLocalCheckpoint(path.resolve(runDirArg!));
-    if (!latest) throw new Error(`--run-dir ${runDirArg}: no committed checkpoint`);
-    dir = latest.dir;
-    runJson = path.join(path.resolve(runDirArg!), 'run.json');
+    run = LocalRun.at(runDirArg!);
+    step = await run.artifacts.newestCommit();
+    if (step === null) throw new Error(`--run-dir ${runDirArg}: no committed checkpoint`);
   }
-  const run = fs.existsSync(runJson)
-    ? (JSON.parse(fs.readFileSync(runJson, 'utf8')) as { config: RunConfig; datasetSize: number })
-    : { config: resolveRunConfig(preset), datasetSize: 60000 };
-  const trainer = DinoTrainer.restore(run.config, run.datasetSize, readCheckpointFiles(dir));
+  const config = (await run.record())?.config ?? resolveRunConfig(preset);
+  const params = await run.network(step, 'teacher', config);
   return {
-    label: `checkpoint step ${trainer.step}`,
-    params: trainer.teacher,
-    config: run.config,
-    dispose: () => trainer.dispose(),
+    label: `checkpoint step ${step}`,
+    params,
+    config,
+    dispose: () => disposeParams(params),
   };
 }
 
@@ -144,7 +143,7 @@ async function main(): Promise<void> {
   console.log(`backend ${backend.name} (${backend.kernels}): ${backend.detail}`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dinoq-bench-eval-'));
   const summary: Record<string, unknown> = { backend: backend.name, kernels: backend.kernels };
-  const checkpoint = loadCheckpointNetwork(preset);
+  const checkpoint = await loadCheckpointNetwork(preset);
   const randomConfig = checkpoint?.config ?? resolveRunConfig(preset);
   const randomParams = initDinoParams(randomConfig, randomConfig.train.seed);
   const random: Network = {

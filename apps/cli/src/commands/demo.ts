@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
+import type { EvaluationReport, StepMetricsLine } from '@dinoq/jobs';
 import { startEmbeddedS3, EMBEDDED_S3_CREDENTIALS, EMBEDDED_S3_REGION } from '@dinoq/storage';
 import { dataDir } from '../local-layout';
 import { positiveInt } from '../options';
@@ -211,7 +212,7 @@ async function runDemo(o: DemoFlags): Promise<void> {
     while (view.status !== 'completed' && view.status !== 'failed' && view.status !== 'cancelled') {
       await sleep(2000);
       view = (await call('GET', `/runs/${runId}`)).json as unknown as RunViewLike;
-      const m = view.latestMetrics ?? {};
+      const m: Partial<StepMetricsLine> = view.latestMetrics ?? {};
       bar.update(Math.min(view.progress.step + (view.latestMetrics ? 1 : 0), view.progress.totalSteps), {
         shard: Math.min(view.progress.shard + 1, view.progress.numShards),
         shards: view.progress.numShards,
@@ -262,15 +263,16 @@ async function runDemo(o: DemoFlags): Promise<void> {
   }
 }
 
+/** The fields of GET /runs/<id>/evaluations entries the demo prints. */
 interface EvalLike {
   step: number;
-  report: { scheduled?: boolean; knn?: { k: number; top1: number }[] } | null;
+  report: EvaluationReport | null;
 }
 
 interface RunViewLike {
   status: string;
   error?: string | null;
   progress: { step: number; totalSteps: number; shard: number; numShards: number };
-  latestMetrics: Record<string, unknown> | null;
+  latestMetrics: Partial<StepMetricsLine> | null;
   committedCheckpoints: number[];
 }

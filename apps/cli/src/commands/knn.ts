@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import type { RunConfig } from '@dinoq/config';
-import { DinoTrainer, initDinoParams, selectBackend, type Params } from '@dinoq/dino';
+import { disposeParams, initDinoParams, selectBackend, type ParamTensors } from '@dinoq/dino';
 import {
   extractFeatures,
   importBackbone,
@@ -13,7 +13,7 @@ import {
 } from '@dinoq/eval';
 import type { DecodedSplit } from '@dinoq/data';
 import { configFromFlags, positiveInt, collect, type ConfigFlags } from '../options';
-import { dataDir, latestLocalCheckpoint, readCheckpointFiles, runDir } from '../local-layout';
+import { dataDir, LocalRun } from '../local-layout';
 import { loadLocalSplit } from '../dataset';
 import { logger } from '../logger';
 
@@ -41,22 +41,18 @@ export async function featuresFor(
   if (o.rawPixels)
     return { label: 'raw pixels', features: async (s, l) => rawPixelFeatures(s, l), dispose: () => {} };
   let config: RunConfig;
-  let params: Params;
+  let params: ParamTensors;
   let dispose: () => void;
   let label: string;
   if (o.run) {
-    const dir = runDir(root, o.run);
-    const latest = latestLocalCheckpoint(dir);
-    if (!latest) throw new Error(`run "${o.run}" has no committed checkpoint in ${dir}`);
-    const run = JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8')) as {
-      config: RunConfig;
-      datasetSize: number;
-    };
-    config = run.config;
-    const trainer = DinoTrainer.restore(config, run.datasetSize, readCheckpointFiles(latest.dir));
-    params = o.network === 'student' ? trainer.student : trainer.teacher;
-    dispose = () => trainer.dispose();
-    label = `${o.run} ${o.network} @ step ${latest.step}`;
+    const run = new LocalRun(root, o.run);
+    const step = await run.artifacts.newestCommit();
+    if (step === null) throw new Error(`run "${o.run}" has no committed checkpoint in ${run.dir}`);
+    config = (await run.requireRecord()).config;
+    const network = await run.network(step, o.network, config);
+    params = network;
+    dispose = () => disposeParams(network);
+    label = `${o.run} ${o.network} @ step ${step}`;
   } else if (o.backbone) {
     // A backbone under the reference names (e.g. converted from a published DINO checkpoint):
     // evaluated without any training, with the architecture given by --preset/--set.

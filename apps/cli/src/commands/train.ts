@@ -1,5 +1,3 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { DataParallelTrainer, NonFiniteLossError, resolveReplicas, selectBackend } from '@dinoq/dino';
@@ -12,7 +10,7 @@ import {
   replicaSetting,
   type ConfigFlags,
 } from '../options';
-import { dataDir, latestLocalCheckpoint, readCheckpointFiles, runDir } from '../local-layout';
+import { dataDir, LocalRun } from '../local-layout';
 import { loadLocalSplit } from '../dataset';
 import { trainLoop } from '../train-loop';
 import { logger } from '../logger';
@@ -74,36 +72,31 @@ export function registerTrain(program: Command): void {
           .toISOString()
           .replace(/[^0-9]/g, '')
           .slice(0, 14)}`;
-      const dir = runDir(root, runId);
-      const latest = o.resume ? latestLocalCheckpoint(dir) : null;
-      const config =
-        latest !== null
-          ? (
-              JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8')) as {
-                config: ReturnType<typeof configFromFlags>;
-              }
-            ).config
-          : configFromFlags(o);
-      if (!o.resume && fs.existsSync(path.join(dir, 'run.json'))) {
-        throw new Error(`run "${runId}" already exists in ${dir}; pass --resume to continue it`);
+      const run = new LocalRun(root, runId);
+      const existing = await run.record();
+      if (!o.resume && existing) {
+        throw new Error(`run "${runId}" already exists in ${run.dir}; pass --resume to continue it`);
       }
+      const latest = o.resume ? await run.artifacts.newestCommit() : null;
+      const config = latest !== null ? (await run.requireRecord()).config : configFromFlags(o);
       const split = await loadLocalSplit(root, o.dataset, 'train', o.trainLimit);
       const replicas = resolveReplicas(o.replicas, backend, config.train.batchSize);
       const parallel = { replicas, backend: backend.name };
-      const trainer = latest
-        ? await DataParallelTrainer.restore(config, split.count, readCheckpointFiles(latest.dir), parallel)
-        : await DataParallelTrainer.create(config, split.count, parallel);
+      const trainer =
+        latest !== null
+          ? await DataParallelTrainer.restore(
+              config,
+              split.count,
+              (await run.artifacts.loadCheckpoint(latest)).files,
+              parallel,
+            )
+          : await DataParallelTrainer.create(config, split.count, parallel);
       const dataThreads = resolveDataThreads(o.dataThreads, replicas);
       const pool = dataThreads > 0 ? AugmentPool.start(split, dataThreads) : undefined;
-      fs.mkdirSync(dir, { recursive: true });
-      fs.writeFileSync(
-        path.join(dir, 'run.json'),
-        JSON.stringify({ runId, dataset: o.dataset, datasetSize: split.count, backend, config }, null, 2) +
-          '\n',
-      );
+      await run.writeRecord({ runId, dataset: o.dataset, datasetSize: split.count, backend, config });
       process.stdout.write(
         `run ${runId}: ${trainer.totalSteps} steps (${trainer.itersPerEpoch}/epoch), backend ${backend.name}, ` +
-          `${replicas} replica${replicas > 1 ? 's' : ''}, ${dataThreads} augmentation thread(s), dir ${dir}\n`,
+          `${replicas} replica${replicas > 1 ? 's' : ''}, ${dataThreads} augmentation thread(s), dir ${run.dir}\n`,
       );
       const until = o.steps !== undefined ? trainer.step + o.steps : undefined;
       const total = Math.min(until ?? trainer.totalSteps, trainer.totalSteps);
@@ -125,7 +118,7 @@ export function registerTrain(program: Command): void {
           pool,
           untilStep: until,
           minutes: o.minutes,
-          runDir: dir,
+          artifacts: run.artifacts,
           checkpointEvery: o.checkpointEvery,
           onStep: (m) => {
             bar?.update(m.step + 1, {
@@ -140,9 +133,10 @@ export function registerTrain(program: Command): void {
         });
         bar?.stop();
         const last = res.metrics.at(-1);
+        const committed = res.checkpoints.at(-1);
         process.stdout.write(
           `trained ${res.steps} steps to step ${trainer.step}; last loss ${last?.loss.toFixed(4) ?? '-'}; ` +
-            `checkpoint ${res.checkpoints.at(-1) ?? '(none)'}\n`,
+            `checkpoint ${committed === undefined ? '(none)' : run.checkpointDir(committed)}\n`,
         );
       } catch (e) {
         bar?.stop();

@@ -1,21 +1,11 @@
 import sharp from 'sharp';
-import { exportAttentionMaps, type AttentionExportIndex, type ExportImage } from '@dinoq/eval';
+import { exportAttentionMaps, type ExportImage } from '@dinoq/eval';
 import { disposeParams, networkParams } from '@dinoq/dino';
-import type { AttentionJob } from '@dinoq/jobs';
+import type { AttentionIndex, AttentionJob } from '@dinoq/jobs';
 import { attentionFileKey, runPrefix } from '@dinoq/storage';
 import type { ComputeContext, JobScope } from '../job-scope';
 import { UnrecoverableJobError } from '../protocol';
 import { resolveCheckpoint } from './resolve-checkpoint';
-
-/** runs/<id>/attention/<exportId>/index.json: the library's index plus where it came from. */
-export interface AttentionIndexFile extends AttentionExportIndex {
-  runId: string;
-  exportId: string;
-  step: number;
-  network: 'teacher';
-  backend: string;
-  createdAt: string;
-}
 
 export interface AttentionResult {
   runId: string;
@@ -127,7 +117,8 @@ export async function exportAttention(
     );
     if ((i + 1) % 20 === 0) scope.progress({ phase: 'upload', done: i + 1, total: names.length });
   }
-  const index: AttentionIndexFile = {
+  // The library's index plus where it came from.
+  const index: AttentionIndex = {
     ...exported.index,
     runId: job.runId,
     exportId: job.exportId,

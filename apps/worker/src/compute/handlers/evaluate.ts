@@ -1,55 +1,19 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { RunConfig } from '@dinoq/config';
 import type { DecodedSplit } from '@dinoq/data';
+import { cachedFeatures, extractFeatures, linearProbe, weightedKnn, type FeatureSet } from '@dinoq/eval';
 import {
-  cachedFeatures,
-  extractFeatures,
-  linearProbe,
-  weightedKnn,
-  type FeatureSet,
-  type KnnScore,
-  type ProbeEpoch,
-} from '@dinoq/eval';
-import { knnOptionsSchema, linearOptionsSchema, type EvaluateJob } from '@dinoq/jobs';
+  knnOptionsSchema,
+  linearOptionsSchema,
+  type EvaluateJob,
+  type EvaluationReport,
+  type LinearReport,
+} from '@dinoq/jobs';
 import { disposeParams, networkParams } from '@dinoq/dino';
-import { evalKey, featuresKey } from '@dinoq/storage';
+import { RunArtifacts, featuresKey } from '@dinoq/storage';
 import type { ComputeContext, JobScope } from '../job-scope';
 import { UnrecoverableJobError } from '../protocol';
 import { resolveCheckpoint } from './resolve-checkpoint';
-
-type KnnSettings = ReturnType<typeof knnOptionsSchema.parse>;
-type LinearSettings = ReturnType<typeof linearOptionsSchema.parse>;
-
-export interface LinearReport {
-  /** Best test top-1 over the epochs (%), as the reference reports it; top-5 at that epoch. */
-  top1: number;
-  top5: number;
-  bestEpoch: number;
-  finalTop1: number;
-  finalTop5: number;
-  curve: ProbeEpoch[];
-  featureDim: number;
-  settings: LinearSettings;
-  trainImages: number;
-  testImages: number;
-}
-
-/** runs/<id>/evals/<evalId>.json */
-export interface EvaluationReport {
-  evalId: string;
-  runId: string;
-  step: number;
-  kinds: EvaluateJob['kinds'];
-  /** The reference protocol evaluates the teacher's backbone (spec §11, §12). */
-  network: 'teacher';
-  knn: KnnScore[] | null;
-  knnSettings: (KnnSettings & { trainImages: number; testImages: number }) | null;
-  linear: LinearReport | null;
-  scheduled: boolean;
-  durationMs: number;
-  backend: string;
-  createdAt: string;
-}
 
 function checkLabelled(split: DecodedSplit, name: string, dataset: string): void {
   for (const label of split.labels) {
@@ -106,7 +70,7 @@ export async function evaluate(
   );
 
   const params = networkParams(config, checkpoint.files, 'teacher');
-  let knn: KnnScore[] | null = null;
+  let knn: EvaluationReport['knn'] = null;
   let knnSettings: EvaluationReport['knnSettings'] = null;
   let linear: LinearReport | null = null;
   try {
@@ -188,7 +152,7 @@ export async function evaluate(
     backend: ctx.backend.name,
     createdAt: new Date().toISOString(),
   };
-  await ctx.store.putJson(evalKey(job.runId, job.evalId), report);
+  await new RunArtifacts(ctx.store, job.runId).writeEvaluation(job.evalId, report);
   const summary = [
     knn ? `k-NN top-1 ${Math.max(...knn.map((score) => score.top1)).toFixed(2)}%` : null,
     linear ? `linear top-1 ${linear.top1.toFixed(2)}%` : null,

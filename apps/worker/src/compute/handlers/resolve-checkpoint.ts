@@ -1,7 +1,7 @@
 import { ConfigError, parseRunConfig, type RunConfig } from '@dinoq/config';
 import { networkFileName } from '@dinoq/dino';
 import { RunNotFoundError, type RunRecord } from '@dinoq/jobs';
-import { NotFoundError, latestCommitted, loadCheckpoint, type LoadedCheckpoint } from '@dinoq/storage';
+import { NotFoundError, RunArtifacts, type LoadedCheckpoint } from '@dinoq/storage';
 import type { ComputeContext } from '../job-scope';
 import { UnrecoverableJobError } from '../protocol';
 
@@ -38,10 +38,11 @@ export async function resolveCheckpoint(
     }
     throw error;
   }
-  const resolved = step ?? (await latestCommitted(ctx.store, runId));
+  const artifacts = new RunArtifacts(ctx.store, runId);
+  const resolved = step ?? (await artifacts.newestCommit());
   if (resolved === null) throw new UnrecoverableJobError(`run ${runId} has no committed checkpoint yet`);
   try {
-    const checkpoint = await loadCheckpoint(ctx.store, runId, resolved, [networkFileName('teacher')]);
+    const checkpoint = await artifacts.loadCheckpoint(resolved, [networkFileName('teacher')]);
     return { run, config, checkpoint };
   } catch (error) {
     if (error instanceof NotFoundError) {

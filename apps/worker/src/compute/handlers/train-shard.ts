@@ -13,20 +13,30 @@ import {
   NonFiniteLossError,
   resolveReplicas,
   runSteps,
-  type LoopStepMetrics,
   type ReplicatedTrainer,
 } from '@dinoq/dino';
-import { RunNotFoundError, type RunRecord, type RunStatus, type TrainShardJob } from '@dinoq/jobs';
-import {
-  backboneExportKey,
-  commitCheckpoint,
-  latestCommitted,
-  listCommitted,
-  loadCheckpoint,
-  metricsKey,
-} from '@dinoq/storage';
 import { exportBackbone } from '@dinoq/eval';
-import { afterCommit, planShard, withCommittedStep, type FollowUpShard } from '../../shard-plan';
+import {
+  RunNotFoundError,
+  stepMetricsLine,
+  type RunRecord,
+  type RunStatus,
+  type StepMetricsLine,
+  type TrainShardJob,
+} from '@dinoq/jobs';
+import { RunArtifacts, type CommitResult } from '@dinoq/storage';
+import {
+  afterCommit,
+  cancelRun,
+  catchUpWithCommits,
+  claimRun,
+  failRun,
+  isActive,
+  planShard,
+  recordCommit,
+  type FollowUpShard,
+  type ShardPlan,
+} from '../../shard-plan';
 import type { ComputeContext, JobScope } from '../job-scope';
 import { UnrecoverableJobError } from '../protocol';
 
@@ -43,54 +53,74 @@ export interface TrainShardResult {
   detail?: string;
 }
 
-/** One line of runs/<id>/metrics/<shard>.jsonl. */
-export interface StepMetricsLine {
-  step: number;
-  epoch: number;
-  loss: number;
-  lr: number;
-  weightDecay: number;
-  momentum: number;
-  teacherTemp: number;
-  teacherEntropy: number;
-  klTeacherStudent: number;
-  maxGradNorm: number;
-  imagesPerSecond: number;
-  stepMs: number;
-  /** How long the step waited for its batch (zero when the data pipeline kept ahead). */
-  dataWaitMs: number;
-  /** Busy time of the data pipeline (decode + multi-crop) for this step's batch, on one thread. */
-  dataMs: number;
-  /** Threads the data pipeline had (0: it shared the main thread with the step's coordination). */
-  dataThreads: number;
-  replicas: number;
-  backend: string;
-  numTensors: number;
-  time: string;
+type Plan<K extends ShardPlan['kind']> = Extract<ShardPlan, { kind: K }>;
+
+/** What every outcome shares: the job, and the newest commit the plan was made from. */
+type ResultBase = Pick<TrainShardResult, 'runId' | 'shard' | 'committedStep' | 'stepsTrained'>;
+
+/** What the shard works with once it decided to train. */
+interface ShardWork {
+  ctx: ComputeContext;
+  scope: JobScope;
+  artifacts: RunArtifacts;
+  run: RunRecord;
+  config: RunConfig;
+  job: TrainShardJob;
+  plan: Plan<'train'>;
 }
 
-function metricsLine(m: LoopStepMetrics, dataThreads: number): StepMetricsLine {
-  return {
-    step: m.step,
-    epoch: m.epoch,
-    loss: m.loss,
-    lr: m.lr,
-    weightDecay: m.weightDecay,
-    momentum: m.momentum,
-    teacherTemp: m.teacherTemp,
-    teacherEntropy: m.teacherEntropy,
-    klTeacherStudent: m.klTeacherStudent,
-    maxGradNorm: m.maxGradNorm,
-    imagesPerSecond: m.imagesPerSecond,
-    stepMs: m.stepMs,
-    dataWaitMs: m.dataWaitMs,
-    dataMs: m.dataMs,
-    dataThreads,
-    replicas: m.replicas,
-    backend: m.backend,
-    numTensors: m.numTensors,
-    time: new Date().toISOString(),
-  };
+/** The trainer and the augmentation threads of one shard, closed together. */
+interface TrainingSession {
+  trainer: ReplicatedTrainer;
+  pool: AugmentPool | undefined;
+  replicas: number;
+  close(): Promise<void>;
+}
+
+/**
+ * A training shard: restore the newest commit (or initialise from the seed), train up to toStep,
+ * write the shard's metrics, commit the checkpoint, update run.json. Nothing is committed unless
+ * every step of the shard ran, so an abandoned or killed shard leaves the previous commit as the
+ * newest one and its retry replays the same batches from there.
+ */
+export async function trainShard(
+  ctx: ComputeContext,
+  scope: JobScope,
+  job: TrainShardJob,
+): Promise<TrainShardResult> {
+  const artifacts = new RunArtifacts(ctx.store, job.runId);
+  const run = await readRun(ctx, job.runId);
+  const latest = await artifacts.newestCommit();
+  const plan = planOrFail(run, job, latest);
+  const base: ResultBase = { runId: job.runId, shard: job.shard, committedStep: latest, stepsTrained: 0 };
+  switch (plan.kind) {
+    case 'cancel':
+      return cancel(ctx, scope, base);
+    case 'skip':
+      scope.log('info', `run ${job.runId}: shard ${job.shard} skipped (${plan.reason})`, {}, true);
+      return { ...base, outcome: 'skipped', status: run.status, next: null, detail: plan.reason };
+    case 'done':
+      return confirmCommitted(ctx, scope, artifacts, base, plan);
+    case 'train':
+      return trainAndCommit({ ctx, scope, artifacts, run, config: runConfigOf(run), job, plan }, base);
+  }
+}
+
+async function readRun(ctx: ComputeContext, runId: string): Promise<RunRecord> {
+  try {
+    return await ctx.runs.get(runId);
+  } catch (error) {
+    if (error instanceof RunNotFoundError) throw new UnrecoverableJobError(error.message);
+    throw error;
+  }
+}
+
+function planOrFail(run: RunRecord, job: TrainShardJob, latest: number | null): ShardPlan {
+  try {
+    return planShard(run, job, latest);
+  } catch (error) {
+    throw new UnrecoverableJobError(`run ${job.runId}: ${(error as Error).message}`);
+  }
 }
 
 function runConfigOf(run: RunRecord): RunConfig {
@@ -104,165 +134,65 @@ function runConfigOf(run: RunRecord): RunConfig {
   }
 }
 
-const isActive = (status: RunStatus) => status === 'queued' || status === 'running';
+async function cancel(ctx: ComputeContext, scope: JobScope, base: ResultBase): Promise<TrainShardResult> {
+  const updated = await ctx.runs.update(base.runId, cancelRun);
+  scope.log('info', `run ${base.runId}: cancellation requested, shard ${base.shard} not started`, {}, true);
+  return { ...base, outcome: 'cancelled', status: updated.status, next: null };
+}
 
-/**
- * A training shard: restore the newest commit (or initialise from the seed), train up to toStep,
- * write the shard's metrics, commit the checkpoint, update run.json. Nothing is committed unless
- * every step of the shard ran, so an abandoned or killed shard leaves the previous commit as the
- * newest one and its retry replays the same batches from there.
- */
-export async function trainShard(
+/** Storage holds this shard's commit already (a retry or a duplicate): only make sure the run moves on. */
+async function confirmCommitted(
   ctx: ComputeContext,
   scope: JobScope,
-  job: TrainShardJob,
+  artifacts: RunArtifacts,
+  base: ResultBase,
+  plan: Plan<'done'>,
 ): Promise<TrainShardResult> {
-  const { runId, shard } = job;
-  const workerId = scope.job.workerId;
-  let run: RunRecord;
-  try {
-    run = await ctx.runs.get(runId);
-  } catch (error) {
-    if (error instanceof RunNotFoundError) throw new UnrecoverableJobError(error.message);
-    throw error;
-  }
-  const latest = await latestCommitted(ctx.store, runId);
-  let plan;
-  try {
-    plan = planShard(run, job, latest);
-  } catch (error) {
-    throw new UnrecoverableJobError(`run ${runId}: ${(error as Error).message}`);
-  }
-  const base = { runId, shard, committedStep: latest, stepsTrained: 0 };
+  const committed = await artifacts.committedSteps();
+  const updated = await ctx.runs.update(base.runId, catchUpWithCommits(plan, committed));
+  scope.log(
+    'info',
+    `run ${base.runId}: shard ${base.shard} already committed (newest step ${plan.committedStep})`,
+    {},
+    true,
+  );
+  return {
+    ...base,
+    outcome: 'already-committed',
+    status: updated.status,
+    next: isActive(updated.status) ? plan.next : null,
+  };
+}
 
-  if (plan.kind === 'cancel') {
-    const updated = await ctx.runs.update(runId, (r) => (isActive(r.status) ? { status: 'cancelled' } : {}));
-    scope.log('info', `run ${runId}: cancellation requested, shard ${shard} not started`, {}, true);
-    return { ...base, outcome: 'cancelled', status: updated.status, next: null };
-  }
-  if (plan.kind === 'skip') {
-    scope.log('info', `run ${runId}: shard ${shard} skipped (${plan.reason})`, {}, true);
-    return { ...base, outcome: 'skipped', status: run.status, next: null, detail: plan.reason };
-  }
-  if (plan.kind === 'done') {
-    const committed = await listCommitted(ctx.store, runId);
-    const updated = await ctx.runs.update(runId, (r) => ({
-      lastCommittedStep: Math.max(r.lastCommittedStep ?? 0, plan.committedStep),
-      committedSteps: committed.reduce(withCommittedStep, r.committedSteps),
-      status: isActive(r.status) ? plan.status : r.status,
-    }));
-    scope.log(
-      'info',
-      `run ${runId}: shard ${shard} already committed (newest step ${plan.committedStep})`,
-      {},
-      true,
-    );
-    return {
-      ...base,
-      outcome: 'already-committed',
-      status: updated.status,
-      next: isActive(updated.status) ? plan.next : null,
-    };
-  }
-
-  const config = runConfigOf(run);
+async function trainAndCommit(work: ShardWork, base: ResultBase): Promise<TrainShardResult> {
+  const { ctx, scope, run, plan } = work;
   if (plan.gap) {
     scope.log(
       'warn',
-      `run ${runId}: shard ${shard} starts at ${job.fromStep} but the newest commit is ` +
+      `run ${run.runId}: shard ${work.job.shard} starts at ${work.job.fromStep} but the newest commit is ` +
         `${plan.resumeFrom ?? 'none'}; training from step ${plan.startStep}`,
     );
   }
-  // Every run.json write is a compare-and-swap on its ETag; skipping writes that change nothing
-  // keeps the API's writers (cancel, resume) from retrying against this one for no reason.
-  if (run.status === 'queued' || run.workerId !== workerId || run.backend !== ctx.backend.name) {
-    await ctx.runs.update(runId, (r) => ({
-      status: r.status === 'queued' ? 'running' : r.status,
-      workerId,
-      backend: ctx.backend.name,
-    }));
-  }
-
-  const { data } = await ctx.datasets.split(run.datasetName, 'train', run.datasetSize);
-  if (data.count !== run.datasetSize) {
-    throw new UnrecoverableJobError(
-      `run ${runId}: dataset "${run.datasetName}" has ${data.count} training images, the run was planned for ${run.datasetSize}`,
-    );
-  }
+  const claim = claimRun(scope.job.workerId, ctx.backend.name);
+  if (claim(run) !== null) await ctx.runs.update(run.runId, claim);
+  const data = await trainingData(ctx, run);
   scope.throwIfAbandoned();
 
-  const replicas = resolveReplicas(ctx.trainReplicas, ctx.backend, config.train.batchSize);
-  const dataThreads = resolveDataThreads(ctx.dataThreads, replicas);
-  const pool = dataThreads > 0 ? AugmentPool.start(data, dataThreads) : undefined;
-  let trainer: ReplicatedTrainer;
+  const session = await openSession(work, data);
   try {
-    trainer = await openTrainer(ctx, runId, config, run.datasetSize, plan.resumeFrom, replicas);
-  } catch (error) {
-    await pool?.close();
-    throw error;
-  }
-  try {
-    if (trainer.totalSteps !== run.totalSteps) {
-      throw new UnrecoverableJobError(
-        `run ${runId}: the config gives ${trainer.totalSteps} steps, run.json plans ${run.totalSteps}`,
-      );
-    }
-    scope.log(
-      'info',
-      `run ${runId}: shard ${shard} trains steps ${trainer.step}..${plan.toStep - 1} ` +
-        `(${plan.resumeFrom === null ? 'from the seed' : `from checkpoint ${plan.resumeFrom}`}) on ${ctx.backend.name}` +
-        ` with ${replicas} replica${replicas > 1 ? 's' : ''} and ` +
-        `${dataThreads === 0 ? 'augmentation on the main thread' : `${dataThreads} augmentation thread${dataThreads > 1 ? 's' : ''}`}`,
-      { attempt: scope.job.attempt },
-      true,
-    );
-    let lines: StepMetricsLine[];
-    try {
-      lines = await trainSteps(trainer, data, plan.toStep, scope, pool);
-    } catch (error) {
-      if (error instanceof NonFiniteLossError) {
-        await ctx.runs.update(runId, () => ({ status: 'failed', error: error.message, workerId }));
-        throw new UnrecoverableJobError(`run ${runId}: ${error.message}`);
-      }
-      throw error;
-    }
-
-    // Metrics first: a commit is only ever visible together with the lines that explain it.
-    const body = lines.map((line) => JSON.stringify(line)).join('\n') + '\n';
-    await ctx.store.putBytes(
-      metricsKey(runId, shard),
-      new TextEncoder().encode(body),
-      'application/x-ndjson',
-    );
-    const files = await trainer.checkpointFiles();
-    const commit = await commitCheckpoint(ctx.store, runId, plan.toStep, files);
+    logStart(work, session);
+    const lines = await trainOrFail(work, session, data);
+    const commit = await commitShard(work, session.trainer, lines);
     const last = lines[lines.length - 1];
-    const updated = await ctx.runs.update(runId, (r) => ({
-      lastCommittedStep: Math.max(r.lastCommittedStep ?? 0, plan.toStep),
-      committedSteps: withCommittedStep(r.committedSteps, plan.toStep),
-      latestMetrics: { ...last },
-      backend: ctx.backend.name,
-      workerId,
-      status: isActive(r.status) ? afterCommit(r, plan.toStep).status : r.status,
-      error: null,
-    }));
+    const updated = await ctx.runs.update(
+      run.runId,
+      recordCommit(plan.toStep, last, scope.job.workerId, ctx.backend.name),
+    );
     const next = isActive(updated.status) ? afterCommit(updated, plan.toStep).next : null;
-    if (plan.toStep >= updated.totalSteps) {
-      // The finished run's teacher backbone under the reference names, ready for PyTorch tools.
-      const teacher = networkParams(config, files, 'teacher');
-      try {
-        await ctx.store.putBytes(
-          backboneExportKey(runId),
-          exportBackbone(teacher, config),
-          'application/octet-stream',
-        );
-      } finally {
-        disposeParams(teacher);
-      }
-    }
+    if (plan.toStep >= updated.totalSteps) await exportTeacher(work, commit.files);
     scope.log(
       'info',
-      `run ${runId}: committed step ${plan.toStep}${commit.alreadyCommitted ? ' (it was already committed)' : ''}; ` +
+      `run ${run.runId}: committed step ${plan.toStep}${commit.result.alreadyCommitted ? ' (it was already committed)' : ''}; ` +
         `run ${updated.status}${next ? `, next shard ${next.shard}` : ''}`,
       { loss: last.loss, imagesPerSecond: last.imagesPerSecond },
       true,
@@ -276,30 +206,96 @@ export async function trainShard(
       stepsTrained: lines.length,
     };
   } finally {
-    await Promise.all([trainer.dispose(), pool?.close()]);
+    await session.close();
   }
 }
 
-async function openTrainer(
-  ctx: ComputeContext,
-  runId: string,
-  config: RunConfig,
-  datasetSize: number,
-  resumeFrom: number | null,
-  replicas: number,
-): Promise<ReplicatedTrainer> {
+async function trainingData(ctx: ComputeContext, run: RunRecord): Promise<DecodedSplit> {
+  const { data } = await ctx.datasets.split(run.datasetName, 'train', run.datasetSize);
+  if (data.count !== run.datasetSize) {
+    throw new UnrecoverableJobError(
+      `run ${run.runId}: dataset "${run.datasetName}" has ${data.count} training images, the run was planned for ${run.datasetSize}`,
+    );
+  }
+  return data;
+}
+
+async function openSession(work: ShardWork, data: DecodedSplit): Promise<TrainingSession> {
+  const { ctx, run, config } = work;
+  const replicas = resolveReplicas(ctx.trainReplicas, ctx.backend, config.train.batchSize);
+  const dataThreads = resolveDataThreads(ctx.dataThreads, replicas);
+  const pool = dataThreads > 0 ? AugmentPool.start(data, dataThreads) : undefined;
+  let trainer: ReplicatedTrainer;
+  try {
+    trainer = await openTrainer(work, replicas);
+  } catch (error) {
+    await pool?.close();
+    throw error;
+  }
+  const session: TrainingSession = {
+    trainer,
+    pool,
+    replicas,
+    close: async () => {
+      await Promise.all([trainer.dispose(), pool?.close()]);
+    },
+  };
+  if (trainer.totalSteps !== run.totalSteps) {
+    await session.close();
+    throw new UnrecoverableJobError(
+      `run ${run.runId}: the config gives ${trainer.totalSteps} steps, run.json plans ${run.totalSteps}`,
+    );
+  }
+  return session;
+}
+
+async function openTrainer(work: ShardWork, replicas: number): Promise<ReplicatedTrainer> {
+  const { ctx, run, config, artifacts } = work;
+  const { resumeFrom } = work.plan;
   // Replica threads select the backend this process runs on; one replica trains in this thread.
   const options = { replicas, backend: ctx.backend.name };
-  if (resumeFrom === null) return DataParallelTrainer.create(config, datasetSize, options);
-  const checkpoint = await loadCheckpoint(ctx.store, runId, resumeFrom);
-  const trainer = await DataParallelTrainer.restore(config, datasetSize, checkpoint.files, options);
+  if (resumeFrom === null) return DataParallelTrainer.create(config, run.datasetSize, options);
+  const checkpoint = await artifacts.loadCheckpoint(resumeFrom);
+  const trainer = await DataParallelTrainer.restore(config, run.datasetSize, checkpoint.files, options);
   if (trainer.step !== resumeFrom) {
     await trainer.dispose();
     throw new UnrecoverableJobError(
-      `run ${runId}: checkpoint ${resumeFrom} says it is at step ${trainer.step}`,
+      `run ${run.runId}: checkpoint ${resumeFrom} says it is at step ${trainer.step}`,
     );
   }
   return trainer;
+}
+
+function logStart(work: ShardWork, session: TrainingSession): void {
+  const { ctx, scope, run, plan } = work;
+  const { replicas, pool } = session;
+  const threads = pool?.threads ?? 0;
+  scope.log(
+    'info',
+    `run ${run.runId}: shard ${work.job.shard} trains steps ${session.trainer.step}..${plan.toStep - 1} ` +
+      `(${plan.resumeFrom === null ? 'from the seed' : `from checkpoint ${plan.resumeFrom}`}) on ${ctx.backend.name}` +
+      ` with ${replicas} replica${replicas > 1 ? 's' : ''} and ` +
+      `${threads === 0 ? 'augmentation on the main thread' : `${threads} augmentation thread${threads > 1 ? 's' : ''}`}`,
+    { attempt: scope.job.attempt },
+    true,
+  );
+}
+
+/** A non-finite loss fails the run for good; its last commit stays. */
+async function trainOrFail(
+  work: ShardWork,
+  session: TrainingSession,
+  data: DecodedSplit,
+): Promise<StepMetricsLine[]> {
+  try {
+    return await trainSteps(session, data, work.plan.toStep, work.scope);
+  } catch (error) {
+    if (error instanceof NonFiniteLossError) {
+      await work.ctx.runs.update(work.run.runId, failRun(error.message, work.scope.job.workerId));
+      throw new UnrecoverableJobError(`run ${work.run.runId}: ${error.message}`);
+    }
+    throw error;
+  }
 }
 
 /**
@@ -307,12 +303,12 @@ async function openTrainer(
  * the abandon request is honoured only between steps, where the state is whole.
  */
 async function trainSteps(
-  trainer: ReplicatedTrainer,
+  session: TrainingSession,
   data: DecodedSplit,
   toStep: number,
   scope: JobScope,
-  pool: AugmentPool | undefined,
 ): Promise<StepMetricsLine[]> {
+  const { trainer, pool } = session;
   const { config } = trainer;
   const sampling = { seed: config.train.seed, batchSize: config.train.batchSize, pool };
   const lines: StepMetricsLine[] = [];
@@ -322,7 +318,7 @@ async function trainSteps(
     batchFor: (step: number): Promise<TrainingBatch> => trainingBatch(data, config.augment, sampling, step),
     beforeStep: () => scope.throwIfAbandoned(),
     onStep: (metrics) => {
-      lines.push(metricsLine(metrics, pool?.threads ?? 0));
+      lines.push(stepMetricsLine(metrics, pool?.threads ?? 0));
       scope.progress({
         step: metrics.step,
         toStep,
@@ -332,4 +328,25 @@ async function trainSteps(
     },
   });
   return lines;
+}
+
+/** Metrics first: a commit is only ever visible together with the lines that explain it. */
+async function commitShard(
+  work: ShardWork,
+  trainer: ReplicatedTrainer,
+  lines: StepMetricsLine[],
+): Promise<{ result: CommitResult; files: Record<string, Uint8Array> }> {
+  await work.artifacts.writeShardMetrics(work.job.shard, lines);
+  const files = await trainer.checkpointFiles();
+  return { result: await work.artifacts.commitCheckpoint(work.plan.toStep, files), files };
+}
+
+/** The finished run's teacher backbone under the reference names, ready for PyTorch tools. */
+async function exportTeacher(work: ShardWork, files: Record<string, Uint8Array>): Promise<void> {
+  const teacher = networkParams(work.config, files, 'teacher');
+  try {
+    await work.artifacts.writeBackbone(exportBackbone(teacher, work.config));
+  } finally {
+    disposeParams(teacher);
+  }
 }
