@@ -33,6 +33,8 @@ export function configureHttp(
   controllers: readonly Type[],
 ): void {
   app.disable('x-powered-by');
+  // Answers change with every step of every run; hashing each body for an ETag buys no cache hits.
+  app.disable('etag');
   app.use(apiKeyMiddleware(verifier, publicRoutes(controllers)));
   // The upload route gets its larger limit first; the general parser then skips parsed bodies.
   app.use('/runs/:id/attention', jsonBody(UPLOAD_BODY_LIMIT));
