@@ -239,14 +239,14 @@ test('a shard whose worker is killed twice fails for good in BullMQ; the run mak
   // A live worker's stall check finds the job stalled a second time: BullMQ fails it for good.
   const g = stack.startWorker('g');
   await g.ready();
-  const failed = await waitFor(
-    async () => {
-      const job = await Job.fromId(stack.producer.queue(QueueName.TrainCpu), jobId);
-      return (await job?.getState()) === 'failed' ? job : null;
-    },
+  const queue = stack.producer.queue(QueueName.TrainCpu);
+  await waitFor(
+    async () => (await (await Job.fromId(queue, jobId))?.getState()) === 'failed',
     60_000,
     'BullMQ to fail the twice-stalled job',
   );
+  // Read after the state: a job fetched before it failed carries no failedReason.
+  const failed = await Job.fromId(queue, jobId);
   expect(failed?.failedReason).toMatch(/stalled more than allowable limit/);
   expect((await stack.runs.get('killed-twice')).status).toBe('running');
 
