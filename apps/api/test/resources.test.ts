@@ -122,6 +122,17 @@ describe('datasets', () => {
       .send({ name: 'folder', source: { kind: 'image-folder', prefix: 'uploads/../runs' } });
     expect(badPrefix.status).toBe(400);
     expect(badPrefix.body.reasons[0]).toMatch(/^source\.prefix: /);
+
+    const tars = { name: 'tars', source: { kind: 'webdataset', prefix: 'uploads/wds' } };
+    await t.http.post('/datasets/import').set(AUTH).send(tars).expect(202);
+    const queued = await t.queue(QueueName.Import).getJob('import-tars');
+    expect(queued?.data).toEqual({ datasetName: 'tars', source: tars.source });
+    const badTars = await t.http
+      .post('/datasets/import')
+      .set(AUTH)
+      .send({ name: 'tars2', source: { kind: 'webdataset', prefix: 'uploads//wds' } });
+    expect(badTars.status).toBe(400);
+    expect(badTars.body.reasons[0]).toMatch(/^source\.prefix: must not contain empty/);
   });
 });
 

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerImportFmnist } from './commands/import-fmnist';
+import { registerImportWebDataset } from './commands/import-webdataset';
 import { registerTrain } from './commands/train';
 import { registerKnn } from './commands/knn';
 import { registerDemo } from './commands/demo';
@@ -10,6 +11,7 @@ export function buildProgram(): Command {
     .description('DINO self-supervised ViT training and evaluation on TensorFlow.js')
     .showHelpAfterError();
   registerImportFmnist(program);
+  registerImportWebDataset(program);
   registerTrain(program);
   registerKnn(program);
   registerDemo(program);

@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import { buildProgram } from '../src/program';
 import { parseAssignment, configFromFlags } from '../src/options';
 import { LocalRun } from '../src/local-layout';
-import { FsBlobStore } from '@dinoq/data';
+import { FsBlobStore, loadSplit, packTar, readManifest } from '@dinoq/data';
+import sharp from 'sharp';
 import { DinoTrainer } from '@dinoq/dino';
 import { exportBackbone } from '@dinoq/eval';
 import { parseMetricsFiles } from '@dinoq/jobs';
@@ -53,6 +54,43 @@ describe('dinoq CLI', () => {
     expect(configFromFlags({ preset: 'fmnist-tiny', set: ['train.epochs=3'] }).train.epochs).toBe(3);
     expect(() => configFromFlags({ preset: 'fmnist-tiny', set: ['optim.lr=-1'] })).toThrow(/optim\.lr/);
     expect(() => configFromFlags({ preset: 'nope' })).toThrow(/unknown preset "nope"/);
+  });
+
+  it('imports WebDataset tars with resize and class names, and names a bad --resize', async () => {
+    const image = (grey: number) =>
+      sharp({ create: { width: 6, height: 4, channels: 3, background: { r: grey, g: grey, b: grey } } })
+        .png()
+        .toBuffer();
+    const tarFile = path.join(dataDir, 'wds.tar');
+    fs.writeFileSync(
+      tarFile,
+      await packTar([
+        { name: 'a.png', body: await image(40) },
+        { name: 'a.cls', body: Buffer.from('1') },
+        { name: 'b.cls', body: Buffer.from('x') },
+        { name: 'b.png', body: await image(80) },
+        { name: 'c.png', body: await image(120) },
+        { name: 'c.cls', body: Buffer.from('0') },
+      ]),
+    );
+    const classesFile = path.join(dataDir, 'classes.txt');
+    fs.writeFileSync(classesFile, 'shirt\nboot\n');
+    const args = ['import-webdataset', tarFile, '--name', 'wds', '--data-dir', dataDir];
+    expect(await run(...args, '--resize', '3x3', '--classes', classesFile, '--channels', '1')).toBe(
+      `imported wds/train: 2 images, 1 skipped, 2 classes into ${dataDir}/datasets/wds\n`,
+    );
+    const store = new FsBlobStore(dataDir);
+    const manifest = await readManifest(store, 'wds');
+    expect(manifest).toMatchObject({
+      classes: ['shirt', 'boot'],
+      imageSize: { width: 3, height: 3, channels: 1 },
+    });
+    const data = await loadSplit(store, manifest, 'train');
+    expect(Array.from(data.labels)).toEqual([1, 0]);
+    expect([data.images[0], data.images[9]]).toEqual([40, 120]);
+    await expect(run(...args, '--resize', '3by3')).rejects.toThrow(
+      '--resize must be WxH with positive integers, got "3by3"',
+    );
   });
 
   it('imports Fashion-MNIST, trains, resumes and evaluates with k-NN', async () => {

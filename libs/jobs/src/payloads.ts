@@ -38,6 +38,7 @@ export const importJobSchema = z.object({
   source: z.discriminatedUnion('kind', [
     z.object({ kind: z.literal('fashion-mnist'), limit: z.number().int().min(1).optional() }),
     z.object({ kind: z.literal('image-folder'), prefix: z.string().min(1).max(512) }),
+    z.object({ kind: z.literal('webdataset'), prefix: z.string().min(1).max(512) }),
   ]),
 });
 

@@ -25,7 +25,14 @@ export const importDatasetSchema = z
     name: z.string().describe('dataset name: 1-64 of a-z, 0-9, "-", "_"'),
     source: z.discriminatedUnion('kind', [
       z.object({ kind: z.literal('fashion-mnist'), limit: z.number().int().min(1).optional() }).strict(),
-      z.object({ kind: z.literal('image-folder'), prefix: bucketPrefix }).strict(),
+      z
+        .object({ kind: z.literal('image-folder'), prefix: bucketPrefix })
+        .strict()
+        .describe('<prefix>/<class>/<image> objects, one folder per class'),
+      z
+        .object({ kind: z.literal('webdataset'), prefix: bucketPrefix })
+        .strict()
+        .describe('WebDataset .tar objects under the prefix: <key>.png|jpg|jpeg|webp with <key>.cls'),
     ]),
   })
   .strict();

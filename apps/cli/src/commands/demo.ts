@@ -3,11 +3,11 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
-import cliProgress from 'cli-progress';
 import type { EvaluationReport, StepMetricsLine } from '@dinoq/jobs';
 import { startEmbeddedS3, EMBEDDED_S3_CREDENTIALS, EMBEDDED_S3_REGION } from '@dinoq/storage';
 import { dataDir } from '../local-layout';
 import { positiveInt } from '../options';
+import { progressBar } from './progress-bar';
 
 interface DemoFlags {
   dataDir?: string;
@@ -192,14 +192,8 @@ async function runDemo(o: DemoFlags): Promise<void> {
     });
     process.stdout.write(`run ${runId} submitted; k-NN evaluation scheduled every ${o.evalEvery} s\n`);
 
-    const bar = new cliProgress.SingleBar(
-      {
-        format:
-          'train |{bar}| {value}/{total} steps, shard {shard}/{shards}, loss {loss}, {ips} img/s, {status}',
-        stream: process.stderr,
-        hideCursor: true,
-      },
-      cliProgress.Presets.shades_classic,
+    const bar = progressBar(
+      'train |{bar}| {value}/{total} steps, shard {shard}/{shards}, loss {loss}, {ips} img/s, {status}',
     );
     let view = (await call('GET', `/runs/${runId}`)).json as unknown as RunViewLike;
     bar.start(view.progress.totalSteps, 0, {

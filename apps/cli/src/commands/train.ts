@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import cliProgress from 'cli-progress';
 import { DataParallelTrainer, NonFiniteLossError, resolveReplicas, selectBackend } from '@dinoq/dino';
 import { AugmentPool, resolveDataThreads } from '@dinoq/data';
 import {
@@ -14,6 +13,7 @@ import { dataDir, LocalRun } from '../local-layout';
 import { loadLocalSplit } from '../dataset';
 import { trainLoop } from '../train-loop';
 import { logger } from '../logger';
+import { progressBar } from './progress-bar';
 
 interface TrainFlags extends ConfigFlags {
   dataset: string;
@@ -101,14 +101,7 @@ export function registerTrain(program: Command): void {
       const until = o.steps !== undefined ? trainer.step + o.steps : undefined;
       const total = Math.min(until ?? trainer.totalSteps, trainer.totalSteps);
       const bar = o.progress
-        ? new cliProgress.SingleBar(
-            {
-              format: 'train |{bar}| {value}/{total} loss {loss} H(t) {entropy} KL {kl} lr {lr} {ips} img/s',
-              stream: process.stderr,
-              hideCursor: true,
-            },
-            cliProgress.Presets.shades_classic,
-          )
+        ? progressBar('train |{bar}| {value}/{total} loss {loss} H(t) {entropy} KL {kl} lr {lr} {ips} img/s')
         : null;
       bar?.start(total, trainer.step, { loss: '-', entropy: '-', kl: '-', lr: '-', ips: '-' });
       try {

@@ -1,7 +1,15 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { importFashionMnist, importImageFolder, type DatasetManifest } from '@dinoq/data';
+import {
+  DatasetSourceError,
+  importFashionMnist,
+  importImageFolder,
+  importWebDataset,
+  type DatasetManifest,
+  type SkippedFile,
+  type TarSource,
+} from '@dinoq/data';
 import type { ImportJob } from '@dinoq/jobs';
 import type { ComputeContext, JobScope } from '../job-scope';
 import { UnrecoverableJobError } from '../protocol';
@@ -39,7 +47,51 @@ export async function importDataset(
     });
     return summary(job, manifest);
   }
+  if (job.source.kind === 'webdataset') return importBucketTars(ctx, scope, job, job.source.prefix);
   return importFromBucketFolder(ctx, scope, job, job.source.prefix);
+}
+
+/** The `.tar` objects under `prefix`, streamed one after another; a prefix without any is a permanent error. */
+async function importBucketTars(
+  ctx: ComputeContext,
+  scope: JobScope,
+  job: ImportJob,
+  prefix: string,
+): Promise<ImportResult> {
+  const folder = prefix.endsWith('/') ? prefix : `${prefix}/`;
+  const sources: TarSource[] = [];
+  for await (const object of ctx.store.listObjects(folder)) {
+    if (!object.key.toLowerCase().endsWith('.tar')) continue;
+    sources.push({ name: object.key, bytes: object.size, open: () => ctx.store.getStream(object.key) });
+  }
+  if (sources.length === 0)
+    throw new DatasetSourceError(`import ${job.datasetName}: no .tar objects under s3 prefix "${folder}"`);
+  const totalBytes = sources.reduce((sum, source) => sum + (source.bytes ?? 0), 0);
+  scope.log(
+    'info',
+    `importing ${sources.length} tars under "${folder}" as "${job.datasetName}"`,
+    { totalBytes },
+    true,
+  );
+  const result = await importWebDataset({
+    sources,
+    store: ctx.store,
+    name: job.datasetName,
+    onProgress: (progress) => {
+      scope.progress({ phase: 'import', ...progress, totalBytes });
+      scope.throwIfAbandoned();
+    },
+  });
+  logSkipped(scope, job, result.skippedFiles);
+  return summary(job, result.manifest, result.skipped);
+}
+
+function logSkipped(scope: JobScope, job: ImportJob, skipped: SkippedFile[]): void {
+  if (skipped.length > 0) {
+    scope.log('warn', `import ${job.datasetName}: skipped ${skipped.length} files`, {
+      skipped: skipped.slice(0, 20),
+    });
+  }
 }
 
 /** `<prefix>/<class>/<image>` objects are copied to a temporary folder and imported as an image folder. */
@@ -73,11 +125,7 @@ async function importFromBucketFolder(
       throw new UnrecoverableJobError(`import ${job.datasetName}: nothing under s3 prefix "${folder}"`);
     scope.log('info', `importing ${files} files under "${folder}" as "${job.datasetName}"`, {}, true);
     const result = await importImageFolder({ srcDir: dir, store: ctx.store, name: job.datasetName });
-    if (result.skipped > 0) {
-      scope.log('warn', `import ${job.datasetName}: skipped ${result.skipped} files`, {
-        skipped: result.skippedFiles.slice(0, 20),
-      });
-    }
+    logSkipped(scope, job, result.skippedFiles);
     return summary(job, result.manifest, result.skipped);
   } finally {
     await rm(dir, { recursive: true, force: true });
