@@ -150,3 +150,15 @@ export async function decodeSample(
     ...(mask ? { mask } : {}),
   };
 }
+
+/** Encodes 8-bit gray or RGB pixels as a baseline JPEG (for generated test and benchmark images). */
+export async function encodeJpeg(
+  pixels: Uint8Array,
+  width: number,
+  height: number,
+  channels: 1 | 3,
+  quality: number,
+): Promise<Uint8Array> {
+  const buf = await sharp(pixels, { raw: { width, height, channels } }).jpeg({ quality }).toBuffer();
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}

@@ -57,6 +57,26 @@ function resampleTaps(inSize: number, outSize: number): Taps {
   return { start, count, weights, taps };
 }
 
+/** Horizontal pass of one source row (starting at `row`) into `dst` at `d`. */
+function horizontalRow(src: Float32Array, row: number, h: Taps, dst: Float32Array, d: number): void {
+  const { start, count, weights, taps } = h;
+  for (let x = 0, base = 0; x < start.length; x++, base += taps, d += 3) {
+    let r = 0;
+    let g = 0;
+    let b = 0;
+    let s = row + start[x] * 3;
+    for (let k = 0; k < count[x]; k++, s += 3) {
+      const w = weights[base + k];
+      r += w * src[s];
+      g += w * src[s + 1];
+      b += w * src[s + 2];
+    }
+    dst[d] = r;
+    dst[d + 1] = g;
+    dst[d + 2] = b;
+  }
+}
+
 /**
  * Resizes `box` of a 3-channel HWC float image (row length `srcWidth`) to outHeight × outWidth,
  * clamping to [0, 255] as the 8-bit PIL pipeline would.
@@ -71,36 +91,26 @@ export function resizeCropBicubic(
 ): Float32Array {
   const h = resampleTaps(box.width, outWidth);
   const v = resampleTaps(box.height, outHeight);
-  // Horizontal pass over the crop's rows, then vertical pass over its output.
-  const tmp = new Float32Array(box.height * outWidth * 3);
-  for (let y = 0; y < box.height; y++) {
-    const row = ((box.top + y) * srcWidth + box.left) * 3;
-    for (let x = 0; x < outWidth; x++) {
-      let r = 0;
-      let g = 0;
-      let b = 0;
-      const base = x * h.taps;
-      for (let k = 0; k < h.count[x]; k++) {
-        const w = h.weights[base + k];
-        const s = row + (h.start[x] + k) * 3;
-        r += w * src[s];
-        g += w * src[s + 1];
-        b += w * src[s + 2];
-      }
-      const d = (y * outWidth + x) * 3;
-      tmp[d] = r;
-      tmp[d + 1] = g;
-      tmp[d + 2] = b;
-    }
-  }
   const rowLen = outWidth * 3;
+  const tmp = new Float32Array(box.height * rowLen);
+  for (let y = 0; y < box.height; y++)
+    horizontalRow(src, ((box.top + y) * srcWidth + box.left) * 3, h, tmp, y * rowLen);
+  // Accumulating whole rows (k outer, pixels inner) reads `tmp` sequentially; each value still
+  // sums its taps in the same order, in doubles, so the result is bit-identical to a per-pixel loop.
+  const acc = new Float64Array(rowLen);
   for (let y = 0; y < outHeight; y++) {
+    acc.fill(0);
     const base = y * v.taps;
+    const first = v.start[y];
+    for (let k = 0; k < v.count[y]; k++) {
+      const w = v.weights[base + k];
+      const row = (first + k) * rowLen;
+      for (let i = 0; i < rowLen; i++) acc[i] += w * tmp[row + i];
+    }
     const d = y * rowLen;
     for (let i = 0; i < rowLen; i++) {
-      let acc = 0;
-      for (let k = 0; k < v.count[y]; k++) acc += v.weights[base + k] * tmp[(v.start[y] + k) * rowLen + i];
-      out[d + i] = acc < 0 ? 0 : acc > 255 ? 255 : acc;
+      const a = acc[i];
+      out[d + i] = a < 0 ? 0 : a > 255 ? 255 : a;
     }
   }
   return out;

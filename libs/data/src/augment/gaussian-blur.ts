@@ -19,44 +19,56 @@ function gaussianKernel(sigma: number): Float32Array {
  */
 export function gaussianBlur(img: Float32Array, height: number, width: number, sigma: number): void {
   const k = gaussianKernel(sigma);
-  const radius = (k.length - 1) / 2;
   const tmp = new Float32Array(img.length);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      let r = 0;
-      let g = 0;
-      let b = 0;
-      for (let t = -radius; t <= radius; t++) {
-        const xx = x + t < 0 ? 0 : x + t >= width ? width - 1 : x + t;
-        const s = (y * width + xx) * 3;
-        const w = k[t + radius];
-        r += w * img[s];
-        g += w * img[s + 1];
-        b += w * img[s + 2];
-      }
-      const d = (y * width + x) * 3;
-      tmp[d] = r;
-      tmp[d + 1] = g;
-      tmp[d + 2] = b;
+  for (let y = 0; y < height; y++) blurRow(img, tmp, y * width * 3, width, k);
+  blurColumns(tmp, img, height, width, k);
+}
+
+/** Horizontal pass of one row; taps are summed left to right, clamped at the edges. */
+function blurRow(src: Float32Array, dst: Float32Array, row: number, width: number, k: Float32Array): void {
+  const radius = (k.length - 1) / 2;
+  for (let x = 0; x < width; x++) {
+    let r = 0;
+    let g = 0;
+    let b = 0;
+    const inside = x - radius >= 0 && x + radius < width;
+    for (let t = -radius; t <= radius; t++) {
+      const xx = inside ? x + t : x + t < 0 ? 0 : x + t >= width ? width - 1 : x + t;
+      const s = row + xx * 3;
+      const w = k[t + radius];
+      r += w * src[s];
+      g += w * src[s + 1];
+      b += w * src[s + 2];
     }
+    const d = row + x * 3;
+    dst[d] = r;
+    dst[d + 1] = g;
+    dst[d + 2] = b;
   }
+}
+
+/**
+ * Vertical pass, a whole output row at a time so that rows are read sequentially; each value
+ * still sums its taps top to bottom in doubles, as a per-pixel loop would.
+ */
+function blurColumns(
+  src: Float32Array,
+  dst: Float32Array,
+  height: number,
+  width: number,
+  k: Float32Array,
+): void {
+  const radius = (k.length - 1) / 2;
+  const rowLen = width * 3;
+  const acc = new Float64Array(rowLen);
   for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      let r = 0;
-      let g = 0;
-      let b = 0;
-      for (let t = -radius; t <= radius; t++) {
-        const yy = y + t < 0 ? 0 : y + t >= height ? height - 1 : y + t;
-        const s = (yy * width + x) * 3;
-        const w = k[t + radius];
-        r += w * tmp[s];
-        g += w * tmp[s + 1];
-        b += w * tmp[s + 2];
-      }
-      const d = (y * width + x) * 3;
-      img[d] = r;
-      img[d + 1] = g;
-      img[d + 2] = b;
+    acc.fill(0);
+    for (let t = -radius; t <= radius; t++) {
+      const yy = y + t < 0 ? 0 : y + t >= height ? height - 1 : y + t;
+      const w = k[t + radius];
+      const row = yy * rowLen;
+      for (let i = 0; i < rowLen; i++) acc[i] += w * src[row + i];
     }
+    dst.set(acc, y * rowLen);
   }
 }

@@ -88,18 +88,42 @@ export function adjustHue(img: Float32Array, shift: number): void {
     const p = v * (1 - s);
     const q = v * (1 - s * f);
     const t = v * (1 - s * (1 - f));
-    const [nr, ng, nb] =
-      sector % 6 === 0
-        ? [v, t, p]
-        : sector === 1
-          ? [q, v, p]
-          : sector === 2
-            ? [p, v, t]
-            : sector === 3
-              ? [p, q, v]
-              : sector === 4
-                ? [t, p, v]
-                : [v, p, q];
+    // Locals rather than a destructured array literal: no allocation per pixel.
+    let nr: number;
+    let ng: number;
+    let nb: number;
+    switch (sector) {
+      case 1:
+        nr = q;
+        ng = v;
+        nb = p;
+        break;
+      case 2:
+        nr = p;
+        ng = v;
+        nb = t;
+        break;
+      case 3:
+        nr = p;
+        ng = q;
+        nb = v;
+        break;
+      case 4:
+        nr = t;
+        ng = p;
+        nb = v;
+        break;
+      case 5:
+        nr = v;
+        ng = p;
+        nb = q;
+        break;
+      default: // 0, or 6 when h rounds up to 1
+        nr = v;
+        ng = t;
+        nb = p;
+        break;
+    }
     img[i] = clamp255(nr * 255);
     img[i + 1] = clamp255(ng * 255);
     img[i + 2] = clamp255(nb * 255);
@@ -114,8 +138,11 @@ export function normalizeInto(
   out: Float32Array,
   offset: number,
 ): void {
-  const scale = [1 / (255 * std[0]), 1 / (255 * std[1]), 1 / (255 * std[2])];
-  const shift = [mean[0] / std[0], mean[1] / std[1], mean[2] / std[2]];
-  for (let i = 0; i < img.length; i += 3)
-    for (let c = 0; c < 3; c++) out[offset + i + c] = img[i + c] * scale[c] - shift[c];
+  const [s0, s1, s2] = [1 / (255 * std[0]), 1 / (255 * std[1]), 1 / (255 * std[2])];
+  const [m0, m1, m2] = [mean[0] / std[0], mean[1] / std[1], mean[2] / std[2]];
+  for (let i = 0, o = offset; i < img.length; i += 3, o += 3) {
+    out[o] = img[i] * s0 - m0;
+    out[o + 1] = img[i + 1] * s1 - m1;
+    out[o + 2] = img[i + 2] * s2 - m2;
+  }
 }
