@@ -1,4 +1,5 @@
 import type { CropBox } from './random-resized-crop';
+import { accumulateTaps, Scratch } from './weighted-rows';
 
 /**
  * Bicubic resampling of a crop, the way PIL does it (Keys cubic with a = −0.5, support widened
@@ -27,8 +28,11 @@ interface Taps {
   /** First source index for each output index. */
   start: Int32Array;
   count: Int32Array;
-  /** `taps` weights per output index, normalised to sum to 1. */
-  weights: Float32Array;
+  /**
+   * `taps` weights per output index, normalised to sum to 1 and rounded to float32 (the
+   * precision the kernel has always used); held as doubles so the inner loops skip the conversion.
+   */
+  weights: Float64Array;
   taps: number;
 }
 
@@ -39,7 +43,7 @@ function resampleTaps(inSize: number, outSize: number): Taps {
   const taps = Math.ceil(support) * 2 + 1;
   const start = new Int32Array(outSize);
   const count = new Int32Array(outSize);
-  const weights = new Float32Array(outSize * taps);
+  const weights = new Float64Array(outSize * taps);
   for (let o = 0; o < outSize; o++) {
     const center = (o + 0.5) * scale;
     const lo = Math.max(Math.trunc(center - support + 0.5), 0);
@@ -47,10 +51,11 @@ function resampleTaps(inSize: number, outSize: number): Taps {
     let sum = 0;
     for (let k = 0; k < n; k++) {
       const w = cubic((k + lo - center + 0.5) / filterScale);
-      weights[o * taps + k] = w;
-      sum += w;
+      weights[o * taps + k] = Math.fround(w);
+      sum += w; // the unrounded value, as the sum has always been taken
     }
-    if (sum !== 0) for (let k = 0; k < n; k++) weights[o * taps + k] /= sum;
+    if (sum !== 0)
+      for (let k = 0; k < n; k++) weights[o * taps + k] = Math.fround(weights[o * taps + k] / sum);
     start[o] = lo;
     count[o] = n;
   }
@@ -65,7 +70,17 @@ function horizontalRow(src: Float32Array, row: number, h: Taps, dst: Float32Arra
     let g = 0;
     let b = 0;
     let s = row + start[x] * 3;
-    for (let k = 0; k < count[x]; k++, s += 3) {
+    const n = count[x];
+    let k = 0;
+    // Two taps per step; `r + p0 + p1` adds left to right, the same roundings as one at a time.
+    for (; k + 2 <= n; k += 2, s += 6) {
+      const w0 = weights[base + k];
+      const w1 = weights[base + k + 1];
+      r = r + w0 * src[s] + w1 * src[s + 3];
+      g = g + w0 * src[s + 1] + w1 * src[s + 4];
+      b = b + w0 * src[s + 2] + w1 * src[s + 5];
+    }
+    if (k < n) {
       const w = weights[base + k];
       r += w * src[s];
       g += w * src[s + 1];
@@ -76,6 +91,11 @@ function horizontalRow(src: Float32Array, row: number, h: Taps, dst: Float32Arra
     dst[d + 2] = b;
   }
 }
+
+// Reused across calls (one call at a time per thread); grown on demand, never shrunk.
+const scratchTmp = new Scratch((n) => new Float32Array(n));
+const scratchAcc = new Scratch((n) => new Float64Array(n));
+const scratchRows = new Scratch((n) => new Int32Array(n));
 
 /**
  * Resizes `box` of a 3-channel HWC float image (row length `srcWidth`) to outHeight × outWidth,
@@ -92,21 +112,14 @@ export function resizeCropBicubic(
   const h = resampleTaps(box.width, outWidth);
   const v = resampleTaps(box.height, outHeight);
   const rowLen = outWidth * 3;
-  const tmp = new Float32Array(box.height * rowLen);
+  const tmp = scratchTmp.get(box.height * rowLen);
+  const acc = scratchAcc.get(rowLen);
+  const rows = scratchRows.get(v.taps);
   for (let y = 0; y < box.height; y++)
     horizontalRow(src, ((box.top + y) * srcWidth + box.left) * 3, h, tmp, y * rowLen);
-  // Accumulating whole rows (k outer, pixels inner) reads `tmp` sequentially; each value still
-  // sums its taps in the same order, in doubles, so the result is bit-identical to a per-pixel loop.
-  const acc = new Float64Array(rowLen);
   for (let y = 0; y < outHeight; y++) {
-    acc.fill(0);
-    const base = y * v.taps;
-    const first = v.start[y];
-    for (let k = 0; k < v.count[y]; k++) {
-      const w = v.weights[base + k];
-      const row = (first + k) * rowLen;
-      for (let i = 0; i < rowLen; i++) acc[i] += w * tmp[row + i];
-    }
+    for (let k = 0; k < v.count[y]; k++) rows[k] = (v.start[y] + k) * rowLen;
+    accumulateTaps(tmp, rows, v.weights, y * v.taps, v.count[y], acc, rowLen);
     const d = y * rowLen;
     for (let i = 0; i < rowLen; i++) {
       const a = acc[i];

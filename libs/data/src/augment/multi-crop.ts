@@ -61,9 +61,10 @@ export function augmentView(
   width: number,
   view: ViewSpec,
   rng: Rng,
+  out: Float32Array = new Float32Array(view.size * view.size * 3),
 ): Float32Array {
   const box = sampleCropBox(rng, height, width, view.scale);
-  const img = resizeCropBicubic(src, width, box, view.size, view.size);
+  const img = resizeCropBicubic(src, width, box, view.size, view.size, out);
   if (rng() < FLIP_P) flipHorizontal(img, view.size, view.size);
   if (rng() <= JITTER_P) colorJitter(img, rng);
   if (rng() < GRAYSCALE_P) grayscale(img);
@@ -106,6 +107,8 @@ export async function augmentBatch(
   const { height, width, channels } = images;
   const frame = height * width * channels;
   const src = new Float32Array(height * width * 3);
+  // One working image per crop size, reused: each view is normalised out before the next starts.
+  const work = new Map(views.map((v) => [v.size, new Float32Array(v.size * v.size * 3)]));
   let busyMs = 0;
   let chunkStart = performance.now();
   for (const [b, index] of indices.entries()) {
@@ -113,7 +116,7 @@ export async function augmentBatch(
     toRgbFloat(images.images.subarray(index * frame, (index + 1) * frame), channels, src);
     const rng = augmentRng(options.seed, options.epoch, index);
     for (const [v, view] of views.entries()) {
-      const img = augmentView(src, height, width, view, rng);
+      const img = augmentView(src, height, width, view, rng, work.get(view.size));
       normalizeInto(img, cfg.mean, cfg.std, outputs[v], b * img.length);
     }
     if ((b + 1) % YIELD_EVERY === 0) {
