@@ -89,6 +89,8 @@ test('SIGKILL mid-shard: another worker reruns the shard from the last commit an
   expect(JSON.parse(shard1.split('\n')[0])).toMatchObject({ replicas: 1, dataThreads: 1 });
 
   // Each step was committed exactly once, by the second worker, never over an existing commit.
+  // The worker logs a commit after writing run.json, so its line may trail the completed record.
+  await waitFor(async () => commitLines(b).length >= 2, 10_000, 'both commits to be logged');
   const commits = [...commitLines(a), ...commitLines(b)].map((line) => String(line.msg));
   expect(commits).toHaveLength(2);
   expect(commits.some((msg) => msg.includes('already committed'))).toBe(false);
