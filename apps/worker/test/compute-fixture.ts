@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { planRun, resolveRunConfig, type RunConfig } from '@dinoq/config';
 import { selectBackend } from '@dinoq/dino';
-import { RunRepository, type RunRecord } from '@dinoq/jobs';
+import { newRunRecord, RunRepository, type RunRecord } from '@dinoq/jobs';
 import {
   EMBEDDED_S3_CREDENTIALS,
   EMBEDDED_S3_REGION,
@@ -79,30 +79,17 @@ export async function startComputeFixture(): Promise<ComputeFixture> {
       throwIfAbandoned: () => undefined,
     }),
     async createRun(runId, config, datasetName, datasetSize) {
-      const now = new Date().toISOString();
-      const record: RunRecord = {
+      const spec = {
         runId,
         datasetName,
         datasetSize,
         config,
-        device: 'cpu',
-        status: 'running',
+        device: 'cpu' as const,
         ...planRun(datasetSize, config.train),
-        generation: 0,
-        lastCommittedStep: null,
-        committedSteps: [],
-        backend: null,
-        workerId: null,
-        latestMetrics: null,
-        cancelRequested: false,
-        error: null,
         retryBudget: 3,
-        retries: 0,
-        lastRetryReason: null,
-        createdAt: now,
-        updatedAt: now,
+        createdAt: new Date().toISOString(),
       };
-      await runs.create(record);
+      await runs.create(newRunRecord(spec, 'running'));
       return runs.get(runId);
     },
     async close() {

@@ -1,3 +1,4 @@
+export { mapLimit } from './concurrency';
 export * from './errors';
 export * from './blob-store';
 export * from './fs-blob-store';

@@ -74,6 +74,25 @@ export const runSpecSchema = runRecordSchema.pick(
 );
 export type RunSpec = Pick<RunRecord, (typeof runSpecFields)[number]>;
 
+/** The record of a run just created from its spec: nothing trained, retried or reported yet. */
+export function newRunRecord(spec: RunSpec, status: RunStatus = 'queued'): RunRecord {
+  return {
+    ...spec,
+    status,
+    generation: 0,
+    lastCommittedStep: null,
+    committedSteps: [],
+    backend: null,
+    workerId: null,
+    latestMetrics: null,
+    cancelRequested: false,
+    error: null,
+    retries: 0,
+    lastRetryReason: null,
+    updatedAt: spec.createdAt,
+  };
+}
+
 /** Shard n trains steps [n·stepsPerShard, min((n+1)·stepsPerShard, totalSteps)). */
 export function shardRange(run: Pick<RunRecord, 'stepsPerShard' | 'totalSteps'>, shard: number) {
   const fromStep = shard * run.stepsPerShard;

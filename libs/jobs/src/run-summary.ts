@@ -70,7 +70,8 @@ function latestNumber(run: RunRecord, name: string): number | null {
   return typeof value === 'number' && Number.isFinite(value) ? value : null;
 }
 
-export function runSummary(run: RunRecord): RunSummary {
+/** What every view of a run starts with: which run, on what, and its state. */
+export function runIdentity(run: RunRecord) {
   return {
     runId: run.runId,
     dataset: run.datasetName,
@@ -78,6 +79,12 @@ export function runSummary(run: RunRecord): RunSummary {
     status: run.status,
     cancelRequested: run.cancelRequested,
     generation: run.generation,
+  };
+}
+
+export function runSummary(run: RunRecord): RunSummary {
+  return {
+    ...runIdentity(run),
     ...runProgress(run),
     loss: latestNumber(run, 'loss'),
     imagesPerSecond: latestNumber(run, 'imagesPerSecond'),

@@ -1,15 +1,10 @@
-import { runProgress, type RunRecord } from '@dinoq/jobs';
+import { runIdentity, runProgress, type RunRecord } from '@dinoq/jobs';
 
 /** What clients see of a run: the record plus where training stands. */
 export function runView(run: RunRecord, committedSteps: number[] = run.committedSteps) {
   const { lastCommittedStep, progress } = runProgress(run, committedSteps);
   return {
-    runId: run.runId,
-    dataset: run.datasetName,
-    device: run.device,
-    status: run.status,
-    cancelRequested: run.cancelRequested,
-    generation: run.generation,
+    ...runIdentity(run),
     progress,
     plan: {
       datasetSize: run.datasetSize,

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { ConfigError, planRun, resolveRunConfig, type PresetName, type RunConfig } from '@dinoq/config';
-import { shardJobId, shardRange, trainQueueFor, type RunRecord, type StoredMetricsLine } from '@dinoq/jobs';
+import { newRunRecord, shardJobId, shardRange, trainQueueFor, type StoredMetricsLine } from '@dinoq/jobs';
 import { validateId } from '@dinoq/storage';
 import { badRequest, conflict, notFound } from '../http/api-errors';
 import { newId } from '../new-id';
@@ -48,29 +48,16 @@ export class RunsService {
     const plan = planRun(trainCount, config.train);
 
     if (await this.runs.find(runId)) throw conflict(`run "${runId}" already exists`);
-    const now = new Date().toISOString();
-    const record: RunRecord = {
+    const record = newRunRecord({
       runId,
       datasetName,
       datasetSize: trainCount,
       config,
       device: request.device,
-      status: 'queued',
       ...plan,
-      generation: 0,
-      lastCommittedStep: null,
-      committedSteps: [],
-      backend: null,
-      workerId: null,
-      latestMetrics: null,
-      cancelRequested: false,
-      error: null,
       retryBudget: request.retryBudget,
-      retries: 0,
-      lastRetryReason: null,
-      createdAt: now,
-      updatedAt: now,
-    };
+      createdAt: new Date().toISOString(),
+    });
     if (!(await this.runs.create(record))) throw conflict(`run "${runId}" already exists`);
 
     const job = await this.jobs.add(

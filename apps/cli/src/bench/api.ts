@@ -7,10 +7,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Redis, type RedisOptions } from 'ioredis';
 import { planRun, resolveRunConfig } from '@dinoq/config';
+import { mapLimit } from '@dinoq/data';
 import {
+  DEFAULT_RUN_RETRY_BUDGET,
   RunIndex,
+  newRunRecord,
   redisConnectionFromEnv,
-  runRecordSchema,
   type RunRecord,
   type RunStatus,
 } from '@dinoq/jobs';
@@ -69,15 +71,21 @@ function benchRecords(count: number): RunRecord[] {
     const createdAt = new Date(start + i * 60_000).toISOString();
     const committed =
       status === 'completed' ? [plan.totalSteps] : status === 'queued' ? [] : [plan.stepsPerShard];
-    return runRecordSchema.parse({
-      runId: `bench-${String(i).padStart(6, '0')}`,
-      datasetName: 'fmnist',
-      datasetSize: 60_000,
-      config,
-      device: 'cpu',
+    const created = newRunRecord(
+      {
+        runId: `bench-${String(i).padStart(6, '0')}`,
+        datasetName: 'fmnist',
+        datasetSize: 60_000,
+        config,
+        device: 'cpu',
+        ...plan,
+        retryBudget: DEFAULT_RUN_RETRY_BUDGET,
+        createdAt,
+      },
       status,
-      ...plan,
-      generation: 0,
+    );
+    return {
+      ...created,
       lastCommittedStep: committed.at(-1) ?? null,
       committedSteps: committed,
       backend: status === 'queued' ? null : 'wasm',
@@ -88,20 +96,8 @@ function benchRecords(count: number): RunRecord[] {
           : { step: committed.at(-1) ?? 0, loss: 5 + (i % 7) / 10, imagesPerSecond: 55.7 },
       cancelRequested: status === 'cancelled',
       error: status === 'failed' ? 'shard 1 failed: out of memory' : null,
-      createdAt,
-      updatedAt: createdAt,
-    }) as RunRecord;
+    };
   });
-}
-
-/** Runs `task` over `items` with at most `concurrency` in flight. */
-async function pool<T>(items: T[], concurrency: number, task: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
-      while (next < items.length) await task(items[next++]);
-    }),
-  );
 }
 
 interface Answer {
@@ -194,7 +190,7 @@ async function load(
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
   const run = async (latencies: Float64Array) => {
     let failed = 0;
-    await pool([...latencies.keys()], concurrency, async (i) => {
+    await mapLimit([...latencies.keys()], concurrency, async (i) => {
       const answer = await get(url, headers, agent);
       latencies[i] = answer.ms;
       if (answer.status !== 200) failed += 1;
@@ -281,7 +277,7 @@ async function main(): Promise<void> {
   try {
     const records = benchRecords(runs);
     let started = performance.now();
-    await pool(records, seedConcurrency, (record) => store.putJson(runRecordKey(record.runId), record));
+    await mapLimit(records, seedConcurrency, (record) => store.putJson(runRecordKey(record.runId), record));
     let seconds = (performance.now() - started) / 1000;
     console.log(
       `seeded ${runs} run.json into s3rver in ${seconds.toFixed(1)} s (${(runs / seconds).toFixed(0)} objects/s, ${seedConcurrency} in flight)`,

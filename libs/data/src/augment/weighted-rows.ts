@@ -3,7 +3,7 @@
  *   acc[i] = Σ_k weights[base + k] · src[offsets[k] + i]
  * summed in doubles in tap order (k = 0, 1, …), starting from +0 as a per-pixel loop does.
  *
- * Sweeping whole rows (taps outer, elements inner) reads `src` sequentially. Four taps are folded
+ * Sweeping whole rows (taps outer, elements inner) reads `src` sequentially. Eight, then four, taps are folded
  * per sweep: `a + p0 + p1 + p2 + p3` evaluates left to right, so each value goes through the same
  * roundings as adding one tap at a time, and the output is bit-identical to that loop.
  */

@@ -47,18 +47,20 @@ export async function importDataset(
     });
     return summary(job, manifest);
   }
-  if (job.source.kind === 'webdataset') return importBucketTars(ctx, scope, job, job.source.prefix);
-  return importFromBucketFolder(ctx, scope, job, job.source.prefix);
+  // A prefix names a folder: `a/b` and `a/b/` are the same, and neither matches `a/bc/…`.
+  const { prefix } = job.source;
+  const folder = prefix.endsWith('/') ? prefix : `${prefix}/`;
+  if (job.source.kind === 'webdataset') return importBucketTars(ctx, scope, job, folder);
+  return importFromBucketFolder(ctx, scope, job, folder);
 }
 
-/** The `.tar` objects under `prefix`, streamed one after another; a prefix without any is a permanent error. */
+/** The `.tar` objects under `folder`, streamed one after another; a folder without any is a permanent error. */
 async function importBucketTars(
   ctx: ComputeContext,
   scope: JobScope,
   job: ImportJob,
-  prefix: string,
+  folder: string,
 ): Promise<ImportResult> {
-  const folder = prefix.endsWith('/') ? prefix : `${prefix}/`;
   const sources: TarSource[] = [];
   for await (const object of ctx.store.listObjects(folder)) {
     if (!object.key.toLowerCase().endsWith('.tar')) continue;
@@ -94,14 +96,13 @@ function logSkipped(scope: JobScope, job: ImportJob, skipped: SkippedFile[]): vo
   }
 }
 
-/** `<prefix>/<class>/<image>` objects are copied to a temporary folder and imported as an image folder. */
+/** `<folder>/<class>/<image>` objects are copied to a temporary folder and imported as an image folder. */
 async function importFromBucketFolder(
   ctx: ComputeContext,
   scope: JobScope,
   job: ImportJob,
-  prefix: string,
+  folder: string,
 ): Promise<ImportResult> {
-  const folder = prefix.endsWith('/') ? prefix : `${prefix}/`;
   const dir = await mkdtemp(path.join(tmpdir(), 'dinoq-import-'));
   try {
     let files = 0;
