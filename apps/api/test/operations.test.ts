@@ -159,6 +159,7 @@ describe('OpenAPI', () => {
         '/runs/{id}/evaluations/{evalId}',
         '/runs/{id}/metrics',
         '/runs/{id}/repair',
+        '/runs/{id}/resize',
         '/runs/{id}/resume',
         '/schedules',
         '/schedules/{id}',

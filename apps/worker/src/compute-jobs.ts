@@ -2,7 +2,9 @@ import { allQueues, parseJob, type JobName, type JobPayload } from '@dinoq/jobs'
 import { exportAttention } from './compute/handlers/attention';
 import { evaluate } from './compute/handlers/evaluate';
 import { importDataset } from './compute/handlers/import-dataset';
+import { mergeRound } from './compute/handlers/merge-round';
 import { trainShard } from './compute/handlers/train-shard';
+import { trainSlice } from './compute/handlers/train-slice';
 import type { ComputeContext, JobScope } from './compute/job-scope';
 import { JobRegistry, jobsOnQueues } from './job-registry';
 import { workerJobs, type WorkerJobRegistry } from './worker-jobs';
@@ -10,6 +12,8 @@ import { workerJobs, type WorkerJobRegistry } from './worker-jobs';
 /** What each compute job hands back to the worker process (its `afterCompute` step gets it). */
 export interface ComputeResults {
   'train-shard': Awaited<ReturnType<typeof trainShard>>;
+  'train-slice': Awaited<ReturnType<typeof trainSlice>>;
+  'merge-round': Awaited<ReturnType<typeof mergeRound>>;
   evaluate: Awaited<ReturnType<typeof evaluate>>;
   attention: Awaited<ReturnType<typeof exportAttention>>;
   import: Awaited<ReturnType<typeof importDataset>>;
@@ -31,6 +35,8 @@ export type ComputeJobRegistry = JobRegistry<ComputeHandlers>;
 /** The compute process's half of the job registry: the handlers that do tensor work. */
 export const computeJobs: ComputeJobRegistry = new JobRegistry<ComputeHandlers>('the compute process')
   .register('train-shard', trainShard)
+  .register('train-slice', trainSlice)
+  .register('merge-round', mergeRound)
   .register('evaluate', evaluate)
   .register('attention', exportAttention)
   .register('import', importDataset);

@@ -4,7 +4,7 @@ import type { ComputeJobName, ComputeResults } from './compute-jobs';
 import { evaluateSweep, type SweepDeps } from './evaluate-sweep';
 import { JobRegistry } from './job-registry';
 import type { Logger } from './logger';
-import { queueNextShard, retryShardAfterFinalFailure } from './shard-steps';
+import { queueNextRound, queueNextShard, retryRunAfterFinalFailure } from './shard-steps';
 
 /** The outside world a step in the worker process may use. */
 export type WorkerServices = SweepDeps;
@@ -47,7 +47,13 @@ export const workerJobs: WorkerJobRegistry = new JobRegistry<WorkerJobs>('the wo
   .register('train-shard', {
     runs: 'compute',
     afterCompute: queueNextShard,
-    afterFinalFailure: retryShardAfterFinalFailure,
+    afterFinalFailure: retryRunAfterFinalFailure,
+  })
+  .register('train-slice', { runs: 'compute', afterFinalFailure: retryRunAfterFinalFailure })
+  .register('merge-round', {
+    runs: 'compute',
+    afterCompute: queueNextRound,
+    afterFinalFailure: retryRunAfterFinalFailure,
   })
   .register('evaluate', { runs: 'compute' })
   .register('attention', { runs: 'compute' })

@@ -1,6 +1,12 @@
 import pino from 'pino';
 import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
-import { QueueName, type JobProducer, type RunRecord, type RunRepository } from '@dinoq/jobs';
+import {
+  QueueName,
+  type Continuation,
+  type JobProducer,
+  type RunRecord,
+  type RunRepository,
+} from '@dinoq/jobs';
 import { KeyListing, type ObjectStore } from '@dinoq/storage';
 import {
   ComputeJobError,
@@ -95,6 +101,11 @@ function setup(behaviour: ComputeBehaviour, runOverrides: Partial<RunRecord> = {
     producer: {
       add: async (queue: QueueName, name: string, data: unknown, opts: unknown) => {
         added.push({ queue, name, data, opts });
+        return { id: 'added' };
+      },
+      addContinuation: async (work: Continuation) => {
+        const name = work.kind === 'shard' ? 'train-shard' : 'merge-round';
+        added.push({ queue: work.queue, name, data: work.data, opts: { jobId: work.jobId } });
         return { id: 'added' };
       },
     } as unknown as JobProducer,

@@ -72,7 +72,9 @@ test('a job registered twice refuses the start, naming the job and its queues', 
 test('every problem is named at once', () => {
   const registry = new JobRegistry<WorkerJobs>('the worker process')
     .register('train-shard', { runs: 'compute' })
-    .register('train-shard', { runs: 'compute' });
+    .register('train-shard', { runs: 'compute' })
+    .register('train-slice', { runs: 'compute' })
+    .register('merge-round', { runs: 'compute' });
   expect(() => registry.check(jobsOnQueues([QueueName.TrainGpu, QueueName.Attention]))).toThrow(
     'the worker process cannot start: job "train-shard" on queue train-gpu has 2 handlers; register it once; ' +
       'job "attention" on queue attention has no handler',
@@ -88,6 +90,8 @@ test("the worker's registry covers every queue, and the compute process handles 
 test('the compute process refuses to start when a job the worker sends it has no handler there', () => {
   const incomplete = new JobRegistry<ComputeHandlers>('the compute process')
     .register('train-shard', computeJobs.get('train-shard'))
+    .register('train-slice', computeJobs.get('train-slice'))
+    .register('merge-round', computeJobs.get('merge-round'))
     .register('evaluate', computeJobs.get('evaluate'))
     .register('import', computeJobs.get('import'));
   expect(() => checkComputeJobs(incomplete)).toThrow(

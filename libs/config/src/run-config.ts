@@ -6,6 +6,9 @@ import { z } from 'zod';
  * what a small machine needs.
  */
 
+/** The most slices one round may have. */
+export const MAX_SLICES = 64;
+
 const range = (lo: number, hi: number) =>
   z
     .tuple([z.number().gt(0).max(1), z.number().gt(0).max(1)])
@@ -115,6 +118,36 @@ export const trainSchema = z
   })
   .strict();
 
+/**
+ * One run across many workers (DiLoCo, Douillard et al. 2023, arXiv 2311.08105). With `slices` > 1
+ * the run trains in rounds: each of the slices trains `syncEverySteps` steps from the round's merged
+ * checkpoint on its own disjoint part of the data, on whichever worker takes it, and a merge applies
+ * the outer optimizer to the averaged change. Use it when a run should finish sooner than one worker
+ * can train it and more workers consume its queue; one slice (the default) is plain sequential
+ * training. Rounds communicate once per `syncEverySteps` steps: larger is cheaper, smaller tracks
+ * synchronous training more closely.
+ */
+export const outerOptimizerSchema = z
+  .object({
+    /** Outer learning rate on the averaged parameter change (paper: 0.7). 1 with momentum 0 is plain averaging. */
+    lr: z.number().gt(0).max(2).default(0.7),
+    /** Outer momentum (paper: 0.9). */
+    momentum: z.number().min(0).lt(1).default(0.9),
+    /** Nesterov momentum, as in the paper; false is heavy-ball momentum. */
+    nesterov: z.boolean().default(true),
+  })
+  .strict();
+
+export const parallelSchema = z
+  .object({
+    /** Workers that train one round together; each takes a disjoint part of every epoch. */
+    slices: z.number().int().min(1).max(MAX_SLICES).default(1),
+    /** Inner steps each slice trains between merges (H; the paper uses 500, OpenDiLoCo also 50). */
+    syncEverySteps: z.number().int().min(1).max(100000).default(50),
+    outer: outerOptimizerSchema.default(outerOptimizerSchema.parse({})),
+  })
+  .strict();
+
 export const runConfigSchema = z
   .object({
     model: modelSchema.default(modelSchema.parse({})),
@@ -123,6 +156,7 @@ export const runConfigSchema = z
     optim: optimSchema.default(optimSchema.parse({})),
     augment: augmentSchema.default(augmentSchema.parse({})),
     train: trainSchema.default(trainSchema.parse({})),
+    parallel: parallelSchema.default(parallelSchema.parse({})),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -190,6 +224,7 @@ export type LossConfig = RunConfig['loss'];
 export type OptimConfig = RunConfig['optim'];
 export type AugmentConfig = RunConfig['augment'];
 export type TrainConfig = RunConfig['train'];
+export type ParallelConfig = RunConfig['parallel'];
 
 const namedSizes = {
   vit_tiny: { embedDim: 192, depth: 12, numHeads: 3 },

@@ -26,3 +26,4 @@ export * from './data-threads';
 export * from './augment/eval-transform';
 export * from './sampler';
 export * from './training-batches';
+export * from './streaming';

@@ -151,7 +151,7 @@ export function computeGradients(
 
 /**
  * The optimizer step of `trainStep` from gradients and a teacher-logit sum that already cover
- * the whole batch of `totalBatch` images: clip, AdamW, EMA teacher, center; then step + 1.
+ * the whole batch of `totalBatch` images: clip, AdamW, EMA teacher, center; then the step moves on by the state's stride.
  * The inputs are read, not disposed. Returns the largest per-tensor gradient norm before clipping.
  */
 export function applyUpdate(
@@ -179,6 +179,6 @@ export function applyUpdate(
   );
   state.center.dispose();
   state.center = newCenter;
-  state.step += 1;
+  state.step += state.stride;
   return maxNorm;
 }

@@ -32,3 +32,4 @@ export * from './parallel/step-loop';
 export * from './parallel/replica-count';
 export * from './grad-step';
 export * from './train-state';
+export * from './diloco';

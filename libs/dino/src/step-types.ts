@@ -32,5 +32,19 @@ export interface TrainState {
   optimizer: AdamW;
   /** Teacher-logit EMA center, [1, K]; replaced (old one disposed) after every step. */
   center: tf.Tensor2D;
+  /** The global step (batch index) this state trains next. */
   step: number;
+  /** How far `step` moves per trained batch: 1, or a round's slice count for a slice's lane. */
+  stride: number;
+}
+
+/**
+ * The global steps one trainer takes: `start`, `start + stride`, … A slice i of N in a round that
+ * starts at step b trains the batches b + i, b + i + N, …, so N slices share a round's batches
+ * without overlap and each draws the same batches, schedules and drop-path masks that a single
+ * trainer would have drawn at those steps.
+ */
+export interface StepLane {
+  start: number;
+  stride: number;
 }

@@ -5,7 +5,7 @@ import { AdamW } from './optim/adamw';
 import { initialCenter } from './center';
 import { buildSchedules, type Schedules } from './schedules';
 import { decodeCheckpoint, encodeCheckpoint, type CheckpointFiles } from './checkpoint';
-import type { StepHyper, TrainState } from './step-types';
+import type { StepHyper, StepLane, TrainState } from './step-types';
 import type { Params } from './params';
 
 /**
@@ -28,16 +28,32 @@ function assignAll(params: Params, values: Map<string, Float32Array>): void {
   }
 }
 
+/** The lane a state at `step` trains when none is given: every step from there on. */
+function laneFrom(step: number, lane: StepLane | undefined): StepLane {
+  if (!lane) return { start: step, stride: 1 };
+  if (!Number.isInteger(lane.stride) || lane.stride < 1)
+    throw new Error(`lane stride must be a positive integer, got ${lane.stride}`);
+  if (!Number.isInteger(lane.start) || lane.start < step)
+    throw new Error(`lane start ${lane.start} is before the state's step ${step}`);
+  return lane;
+}
+
+/**
+ * A run's training state from the seed, or from checkpoint blobs; `lane` makes it train the steps
+ * start, start + stride, … instead of every step from the checkpoint's.
+ */
 export function createTrainState(
   config: RunConfig,
   files?: Readonly<Record<string, Uint8Array>>,
+  lane?: StepLane,
 ): TrainState {
   const student = initDinoParams(config, config.train.seed);
   if (!files) {
     const teacher = cloneParams(student, false);
     const optimizer = new AdamW(student, optimizerOptions(config));
     const center = initialCenter(config.head.outDim);
-    return { config, student, teacher, optimizer, center, step: 0 };
+    const { start, stride } = laneFrom(0, lane);
+    return { config, student, teacher, optimizer, center, step: start, stride };
   }
   const ckpt = decodeCheckpoint(files, paramShapes(config));
   assignAll(student, ckpt.student);
@@ -46,7 +62,8 @@ export function createTrainState(
   const optimizer = new AdamW(student, optimizerOptions(config));
   optimizer.loadState(ckpt.optimizer.moments, ckpt.optimizer.stepCounts);
   const center = tf.tensor2d(ckpt.center, [1, config.head.outDim]);
-  return { config, student, teacher, optimizer, center, step: ckpt.step };
+  const { start, stride } = laneFrom(ckpt.step, lane);
+  return { config, student, teacher, optimizer, center, step: start, stride };
 }
 
 export function disposeTrainState(state: TrainState): void {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { RunConfig } from '@dinoq/config';
-import type { CropBatch, StepHyper, TrainState } from './step-types';
+import type { CropBatch, StepHyper, StepLane, TrainState } from './step-types';
 import { trainStep, type StepResult } from './train-step';
 import { checkpointOf, createTrainState, disposeTrainState, HyperSchedule } from './train-state';
 import type { Params } from './params';
@@ -37,13 +37,18 @@ export class DinoTrainer {
   }
 
   /** A fresh run initialised from config.train.seed. */
-  static create(config: RunConfig, datasetSize: number): DinoTrainer {
-    return new DinoTrainer(createTrainState(config), datasetSize);
+  static create(config: RunConfig, datasetSize: number, lane?: StepLane): DinoTrainer {
+    return new DinoTrainer(createTrainState(config, undefined, lane), datasetSize);
   }
 
-  /** Resumes from checkpoint blobs written by `checkpointFiles`. */
-  static restore(config: RunConfig, datasetSize: number, files: Record<string, Uint8Array>): DinoTrainer {
-    return new DinoTrainer(createTrainState(config, files), datasetSize);
+  /** Resumes from checkpoint blobs written by `checkpointFiles`; `lane` picks the steps it trains. */
+  static restore(
+    config: RunConfig,
+    datasetSize: number,
+    files: Record<string, Uint8Array>,
+    lane?: StepLane,
+  ): DinoTrainer {
+    return new DinoTrainer(createTrainState(config, files, lane), datasetSize);
   }
 
   get config(): RunConfig {
@@ -51,6 +56,10 @@ export class DinoTrainer {
   }
   get step(): number {
     return this.state.step;
+  }
+  /** How far the step moves per trained batch (a slice's lane), 1 otherwise. */
+  get stride(): number {
+    return this.state.stride;
   }
   get epoch(): number {
     return Math.floor(this.state.step / this.itersPerEpoch);

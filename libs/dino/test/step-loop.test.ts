@@ -36,7 +36,11 @@ class RecordingTrainer implements ReplicatedTrainer {
   readonly backendInfo = null;
   step: number;
   readonly events: string[];
-  constructor(start: number, events: string[]) {
+  constructor(
+    start: number,
+    events: string[],
+    readonly stride = 1,
+  ) {
     this.step = start;
     this.events = events;
   }
@@ -45,7 +49,8 @@ class RecordingTrainer implements ReplicatedTrainer {
   }
   async trainStep(batch: PreparedBatch): Promise<ParallelStepMetrics> {
     this.events.push(`train ${this.step} with batch ${batch.views[0][0]}`);
-    const step = this.step++;
+    const step = this.step;
+    this.step += this.stride;
     return { step, loss: step } as ParallelStepMetrics;
   }
   async checkpointFiles() {
@@ -92,6 +97,30 @@ describe('runSteps', () => {
       [7, 17, 3],
     ]);
     expect(seen.every((m) => m.dataWaitMs >= 0)).toBe(true);
+  });
+
+  test("a lane's trainer takes every stride-th step of the range, and asks for those batches only", async () => {
+    const events: string[] = [];
+    // Slice 1 of 3 in a round of steps [10, 20): steps 11, 14, 17.
+    const trainer = new RecordingTrainer(11, events, 3);
+    const trained = await runSteps({
+      trainer,
+      toStep: 20,
+      batchFor: async (s) => {
+        events.push(`batch ${s}`);
+        return batch(s);
+      },
+    });
+    expect(trained).toBe(3);
+    expect(events).toEqual([
+      'batch 11',
+      'batch 14',
+      'train 11 with batch 11',
+      'batch 17',
+      'train 14 with batch 14',
+      'train 17 with batch 17',
+    ]);
+    expect(trainer.step).toBe(20);
   });
 
   test('a throwing beforeStep stops between steps and waits for the batch in flight', async () => {

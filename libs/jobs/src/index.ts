@@ -8,3 +8,4 @@ export * from './connection';
 export * from './producer';
 export * from './worker-registry';
 export * from './schemas';
+export * from './rounds';

@@ -10,6 +10,22 @@ export const trainShardJobSchema = z.object({
   toStep: z.number().int().min(1),
 });
 
+/** The steps of one DiLoCo round: [fromStep, toStep) trained by `slices` slices, then merged. */
+const roundFields = {
+  runId: id,
+  fromStep: z.number().int().min(0),
+  toStep: z.number().int().min(1),
+  slices: z.number().int().min(1),
+};
+
+/** Slice `slice` of a round: train its lane of the round's steps from the round's start, commit the result. */
+export const trainSliceJobSchema = z
+  .object({ ...roundFields, slice: z.number().int().min(0) })
+  .refine((job) => job.slice < job.slices, { message: 'must be below slices', path: ['slice'] });
+
+/** The parent of a round's flow: merge the slices' results into the next checkpoint, start the next round. */
+export const mergeRoundJobSchema = z.object(roundFields);
+
 export const evaluateJobSchema = z.object({
   runId: id,
   evalId: id,
@@ -52,6 +68,8 @@ export const scheduledSweepJobSchema = z.object({
 });
 
 export type TrainShardJob = z.infer<typeof trainShardJobSchema>;
+export type TrainSliceJob = z.infer<typeof trainSliceJobSchema>;
+export type MergeRoundJob = z.infer<typeof mergeRoundJobSchema>;
 export type EvaluateJob = z.infer<typeof evaluateJobSchema>;
 export type AttentionJob = z.infer<typeof attentionJobSchema>;
 export type ImportJob = z.infer<typeof importJobSchema>;
@@ -60,6 +78,8 @@ export type ScheduledSweepJob = z.infer<typeof scheduledSweepJobSchema>;
 /** Job names per queue with their payload schemas: the type-checked catalogue. */
 export const jobCatalogue = {
   'train-shard': { queues: [QueueName.TrainCpu, QueueName.TrainGpu], schema: trainShardJobSchema },
+  'train-slice': { queues: [QueueName.TrainCpu, QueueName.TrainGpu], schema: trainSliceJobSchema },
+  'merge-round': { queues: [QueueName.TrainCpu, QueueName.TrainGpu], schema: mergeRoundJobSchema },
   evaluate: { queues: [QueueName.EvaluateCpu, QueueName.EvaluateGpu], schema: evaluateJobSchema },
   'evaluate-sweep': {
     queues: [QueueName.EvaluateCpu, QueueName.EvaluateGpu],

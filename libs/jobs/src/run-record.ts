@@ -1,4 +1,5 @@
 import pLimit from 'p-limit';
+import { roundAt, roundProgressOf } from './rounds';
 import { z } from 'zod';
 import type { RunConfig } from '@dinoq/config';
 import {
@@ -21,6 +22,16 @@ export const DEFAULT_RUN_RETRY_BUDGET = 3;
  * The durable state of a run, stored as runs/<runId>/run.json. S3 is the source of truth:
  * Redis can be wiped and the queue rebuilt from these records (see reconcile).
  */
+export const roundProgressSchema = z.object({
+  /** Rounds merged before this one. */
+  index: z.number().int().min(0),
+  fromStep: z.number().int().min(0),
+  toStep: z.number().int().min(1),
+  slices: z.number().int().min(1),
+  slicesDone: z.array(z.number().int().min(0)),
+});
+export type RoundProgress = z.infer<typeof roundProgressSchema>;
+
 export const runRecordSchema = z.object({
   runId: z.string(),
   datasetName: z.string(),
@@ -47,6 +58,12 @@ export const runRecordSchema = z.object({
   retries: z.number().int().min(0).default(0),
   /** Why the newest of them was needed. */
   lastRetryReason: z.string().nullable().default(null),
+  /** Trained in DiLoCo rounds of slices (config.parallel.slices > 1 at creation), not in shards. */
+  rounds: z.boolean().default(false),
+  /** Slices of the next round to start; a resize changes it, the round in flight keeps its own. */
+  slices: z.number().int().min(1).default(1),
+  /** The round in flight: its steps, its slice count, which slices have committed their result. */
+  round: roundProgressSchema.nullable().default(null),
   createdAt: z.string(),
   updatedAt: z.string(),
 });
@@ -65,6 +82,7 @@ const runSpecFields = [
   'stepsPerShard',
   'numShards',
   'retryBudget',
+  'rounds',
   'createdAt',
 ] as const;
 export const runSpecSchema = runRecordSchema.pick(
@@ -74,10 +92,18 @@ export const runSpecSchema = runRecordSchema.pick(
 );
 export type RunSpec = Pick<RunRecord, (typeof runSpecFields)[number]>;
 
+/** A new run's spec; `rounds` defaults to what the config asks for (more than one slice). */
+export type NewRunSpec = Omit<RunSpec, 'rounds'> & Partial<Pick<RunSpec, 'rounds'>>;
+
 /** The record of a run just created from its spec: nothing trained, retried or reported yet. */
-export function newRunRecord(spec: RunSpec, status: RunStatus = 'queued'): RunRecord {
+export function newRunRecord(input: NewRunSpec, status: RunStatus = 'queued'): RunRecord {
+  const spec: RunSpec = { ...input, rounds: input.rounds ?? (input.config.parallel?.slices ?? 1) > 1 };
+  const slices = spec.rounds ? spec.config.parallel.slices : 1;
+  const first = spec.rounds ? roundAt({ ...spec, slices }, 0) : null;
   return {
     ...spec,
+    slices,
+    round: first ? roundProgressOf(first, 0) : null,
     status,
     generation: 0,
     lastCommittedStep: null,
@@ -114,9 +140,25 @@ export function shardJobId(runId: string, generation: number, shard: number): st
   return `${validateId('runId', runId)}-g${generation}-shard-${shard}`;
 }
 
-/** The generation a shard job id was made for (null: not a shard job id). */
-export function generationOfShardJobId(jobId: string): number | null {
-  const match = /-g(\d+)-shard-\d+$/.exec(jobId);
+/** The merge job of the round starting at `fromStep`, the parent of the round's flow. */
+export function roundJobId(runId: string, generation: number, fromStep: number): string {
+  return `${validateId('runId', runId)}-g${generation}-round-${fromStep}`;
+}
+
+/** Slice `slice` of `slices` of the round starting at `fromStep`. */
+export function sliceJobId(
+  runId: string,
+  generation: number,
+  fromStep: number,
+  slices: number,
+  slice: number,
+): string {
+  return `${roundJobId(runId, generation, fromStep)}-slice-${slice}-of-${slices}`;
+}
+
+/** The generation a shard, merge or slice job id was made for (null: none of those). */
+export function generationOfJobId(jobId: string): number | null {
+  const match = /-g(\d+)-(?:shard-\d+|round-\d+(?:-slice-\d+-of-\d+)?)$/.exec(jobId);
   return match ? Number(match[1]) : null;
 }
 
@@ -281,6 +323,8 @@ export class RunRepository {
     const now = new Date();
     const record: RunRecord = {
       ...spec,
+      slices: spec.rounds ? spec.config.parallel.slices : 1,
+      round: null,
       status,
       // Jobs of earlier attempts may still exist under any smaller generation: use one they cannot have.
       generation: Math.floor(now.getTime() / 1000),

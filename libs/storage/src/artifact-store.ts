@@ -12,6 +12,8 @@ export interface ArtifactStore {
   putBytesIfAbsent(key: string, bytes: Uint8Array, contentType?: string): Promise<boolean>;
   /** Every key under the prefix. */
   list(prefix: string): PromiseLike<string[]>;
+  /** Removes every key under the prefix; stores without it keep what they hold. */
+  deletePrefix?(prefix: string): Promise<number>;
 }
 
 export const JSON_CONTENT_TYPE = 'application/json';

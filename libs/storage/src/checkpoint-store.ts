@@ -2,9 +2,10 @@ import { createHash } from 'node:crypto';
 import { encodeJson, isNotFound, JSON_CONTENT_TYPE, readJson, type ArtifactStore } from './artifact-store';
 import { ChecksumMismatchError, NotFoundError, StorageError, UnreadableObjectError } from './errors';
 import {
-  checkpointCommitKey,
   checkpointFileKey,
+  checkpointPrefix,
   checkpointsPrefix,
+  COMMIT_MARKER_FILE,
   committedStepFromKey,
   formatStep,
   validateFileName,
@@ -45,6 +46,35 @@ export interface LoadedCheckpoint {
   files: Record<string, Uint8Array>;
 }
 
+/**
+ * Where a set of checkpoint files and its COMMITTED record live: a run's checkpoint of a step, or a
+ * slice's result of a round (committed the same way, read only by the round's merge).
+ */
+export interface CheckpointLocation {
+  runId: string;
+  /** The step the files are at; the commit record repeats it. */
+  step: number;
+  /** The folder that holds the files and the record. */
+  prefix: string;
+  /** How errors name it, e.g. `run-1@000000100`. */
+  label: string;
+}
+
+/** The checkpoint of a run at a step: runs/<id>/checkpoints/<step>/. */
+export function checkpointAt(runId: string, step: number): CheckpointLocation {
+  return { runId, step, prefix: checkpointPrefix(runId, step), label: `${runId}@${formatStep(step)}` };
+}
+
+function fileKeyIn(at: CheckpointLocation, file: string): string {
+  if (at.prefix === checkpointPrefix(at.runId, at.step)) return checkpointFileKey(at.runId, at.step, file);
+  const name = validateFileName('checkpointFile', file);
+  if (name === COMMIT_MARKER_FILE)
+    throw new StorageError(`${at.label}: ${name} is reserved for the commit record`);
+  return `${at.prefix}${name}`;
+}
+
+const commitKeyOf = (at: CheckpointLocation) => `${at.prefix}${COMMIT_MARKER_FILE}`;
+
 export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
@@ -61,20 +91,30 @@ export async function commitCheckpoint(
   files: Record<string, Uint8Array>,
   now: () => Date = () => new Date(),
 ): Promise<CommitResult> {
-  const commitKey = checkpointCommitKey(runId, step);
-  const names = Object.keys(files).sort();
-  if (names.length === 0)
-    throw new StorageError(`checkpoint ${runId}@${formatStep(step)} has no files to commit`);
-  const fileKeys = names.map((name) => checkpointFileKey(runId, step, name));
+  return commitAt(store, checkpointAt(runId, step), files, now);
+}
 
-  const existing = await readCheckpointCommit(store, runId, step);
+/** `commitCheckpoint` at any checkpoint location. */
+export async function commitAt(
+  store: ArtifactStore,
+  at: CheckpointLocation,
+  files: Record<string, Uint8Array>,
+  now: () => Date = () => new Date(),
+): Promise<CommitResult> {
+  const { runId, step } = at;
+  const commitKey = commitKeyOf(at);
+  const names = Object.keys(files).sort();
+  if (names.length === 0) throw new StorageError(`checkpoint ${at.label} has no files to commit`);
+  const fileKeys = names.map((name) => fileKeyIn(at, name));
+
+  const existing = await readCommitAt(store, at);
   if (existing) return { alreadyCommitted: true, commit: existing };
 
   const committed: Record<string, CommittedFile> = {};
   for (const name of names) {
     const bytes = files[name];
     if (!(bytes instanceof Uint8Array)) {
-      throw new StorageError(`checkpoint ${runId}@${formatStep(step)}: file ${name} is not a Uint8Array`);
+      throw new StorageError(`checkpoint ${at.label}: file ${name} is not a Uint8Array`);
     }
     committed[name] = { size: bytes.byteLength, sha256: sha256Hex(bytes) };
   }
@@ -89,7 +129,7 @@ export async function commitCheckpoint(
   const written = await store.putBytesIfAbsent(commitKey, encodeJson(commitKey, commit), JSON_CONTENT_TYPE);
   if (!written) {
     // Another writer committed this step between our check and our write; theirs stands.
-    const winner = await readCheckpointCommit(store, runId, step);
+    const winner = await readCommitAt(store, at);
     if (!winner) throw new StorageError(`${commitKey}: conditional write refused but no commit record found`);
     return { alreadyCommitted: true, commit: winner };
   }
@@ -105,9 +145,17 @@ export async function readCheckpointCommit(
   runId: string,
   step: number,
 ): Promise<CheckpointCommit | null> {
-  const key = checkpointCommitKey(runId, step);
+  return readCommitAt(store, checkpointAt(runId, step));
+}
+
+/** `readCheckpointCommit` at any checkpoint location. */
+export async function readCommitAt(
+  store: Pick<ArtifactStore, 'get'>,
+  at: CheckpointLocation,
+): Promise<CheckpointCommit | null> {
+  const key = commitKeyOf(at);
   const value = await readJson(store, key);
-  return value === null ? null : parseCommit(key, value, runId, step);
+  return value === null ? null : parseCommit(key, value, at.runId, at.step);
 }
 
 /** Committed steps of a run in ascending order; directories without COMMITTED are ignored. */
@@ -141,12 +189,22 @@ export async function loadCheckpoint(
   step: number,
   only?: readonly string[],
 ): Promise<LoadedCheckpoint> {
-  const commit = await readCheckpointCommit(store, runId, step);
-  if (!commit) throw new NotFoundError(checkpointCommitKey(runId, step));
+  return loadAt(store, checkpointAt(runId, step), only);
+}
+
+/** `loadCheckpoint` at any checkpoint location. */
+export async function loadAt(
+  store: Pick<ArtifactStore, 'get'>,
+  at: CheckpointLocation,
+  only?: readonly string[],
+): Promise<LoadedCheckpoint> {
+  const { step } = at;
+  const commit = await readCommitAt(store, at);
+  if (!commit) throw new NotFoundError(commitKeyOf(at));
   const names = only ?? Object.keys(commit.files);
   const entries = await Promise.all(
     names.map(async (name) => {
-      const key = checkpointFileKey(runId, step, name);
+      const key = fileKeyIn(at, name);
       const expected = Object.hasOwn(commit.files, name) ? commit.files[name] : undefined;
       if (!expected) throw new NotFoundError(key);
       const bytes = await readFile(store, key);

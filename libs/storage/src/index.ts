@@ -31,7 +31,7 @@ export {
   type LoadedCheckpoint,
 } from './checkpoint-store';
 export { encodeJson, readJson, type ArtifactStore } from './artifact-store';
-export { RunArtifacts, type MetricsFile } from './run-artifacts';
+export { RunArtifacts, type MetricsFile, type SliceOfRound } from './run-artifacts';
 export {
   startEmbeddedS3,
   continuationTokensSupported,

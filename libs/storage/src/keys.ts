@@ -8,6 +8,7 @@ import { InvalidIdError } from './errors';
  *   datasets/<name>/shards/<file>
  *   runs/<runId>/run.json
  *   runs/<runId>/checkpoints/<step:9 digits>/<file>   and .../COMMITTED, written last
+ *   runs/<runId>/rounds/<fromStep:9 digits>/<slices>-<slice>/<file>  a slice's result, and COMMITTED
  *   runs/<runId>/metrics/<shard>.jsonl                 (a local run: steps-<first step:9 digits>.jsonl)
  *   runs/<runId>/evals/<evalId>.json
  *   runs/<runId>/attention/<exportId>/<file>
@@ -148,6 +149,19 @@ export function checkpointFileKey(runId: string, step: number, file: string): st
 
 export function checkpointCommitKey(runId: string, step: number): string {
   return `${checkpointPrefix(runId, step)}${COMMIT_MARKER_FILE}`;
+}
+
+/** Everything the slices of the round starting at `fromStep` stored, of every slice count. */
+export function roundPrefix(runId: string, fromStep: number): string {
+  return `${runPrefix(runId)}rounds/${formatStep(fromStep, 'fromStep')}/`;
+}
+
+/** Where slice `slice` of `slices` of the round starting at `fromStep` keeps its result. */
+export function sliceResultPrefix(runId: string, fromStep: number, slices: number, slice: number): string {
+  if (!Number.isInteger(slices) || slices < 1 || !Number.isInteger(slice) || slice < 0 || slice >= slices) {
+    throw new InvalidIdError('slice', `${slice}/${slices}`, 'must be 0 ≤ slice < slices');
+  }
+  return `${roundPrefix(runId, fromStep)}${slices}-${slice}/`;
 }
 
 const COMMIT_KEY_TAIL = new RegExp(`^(\\d{${STEP_DIGITS}})/${COMMIT_MARKER_FILE}$`);

@@ -1,13 +1,35 @@
 import { encodeJson, JSON_CONTENT_TYPE, type ArtifactStore } from './artifact-store';
 import {
+  commitAt,
   commitCheckpoint,
   latestCommitted,
   listCommitted,
+  loadAt,
   loadCheckpoint,
+  readCommitAt,
+  type CheckpointCommit,
+  type CheckpointLocation,
   type CommitResult,
   type LoadedCheckpoint,
 } from './checkpoint-store';
-import { backboneExportKey, evalKey, metricsKey, metricsPrefix, stepsMetricsKey, validateId } from './keys';
+import {
+  backboneExportKey,
+  evalKey,
+  metricsKey,
+  metricsPrefix,
+  roundPrefix,
+  sliceResultPrefix,
+  stepsMetricsKey,
+  validateId,
+} from './keys';
+
+/** One slice of one round: the round's first step, its end, how many slices it has, which one. */
+export interface SliceOfRound {
+  fromStep: number;
+  toStep: number;
+  slices: number;
+  slice: number;
+}
 
 const NDJSON_CONTENT_TYPE = 'application/x-ndjson';
 
@@ -50,6 +72,25 @@ export class RunArtifacts {
     return commitCheckpoint(this.store, this.runId, step, files);
   }
 
+  /** A slice's result, committed like a checkpoint (files first, COMMITTED last) under the round's folder. */
+  commitSliceResult(of: SliceOfRound, files: Record<string, Uint8Array>): Promise<CommitResult> {
+    return commitAt(this.store, this.sliceAt(of), files);
+  }
+
+  /** The commit record of a slice's result, or null while the slice has not finished. */
+  sliceResultCommit(of: SliceOfRound): Promise<CheckpointCommit | null> {
+    return readCommitAt(this.store, this.sliceAt(of));
+  }
+
+  loadSliceResult(of: SliceOfRound): Promise<LoadedCheckpoint> {
+    return loadAt(this.store, this.sliceAt(of));
+  }
+
+  /** Drops every slice result of the round starting at `fromStep` (once its merge is committed). */
+  async dropRound(fromStep: number): Promise<void> {
+    await this.store.deletePrefix?.(roundPrefix(this.runId, fromStep));
+  }
+
   /** The lines of one training shard (runs/<id>/metrics/<shard>.jsonl), replacing earlier ones. */
   writeShardMetrics(shard: number | string, lines: readonly object[]): Promise<void> {
     return this.writeLines(metricsKey(this.runId, shard), lines);
@@ -78,6 +119,15 @@ export class RunArtifacts {
   writeEvaluation(evalId: string, report: object): Promise<void> {
     const key = evalKey(this.runId, evalId);
     return this.store.putBytes(key, encodeJson(key, report), JSON_CONTENT_TYPE);
+  }
+
+  private sliceAt(of: SliceOfRound): CheckpointLocation {
+    return {
+      runId: this.runId,
+      step: of.toStep,
+      prefix: sliceResultPrefix(this.runId, of.fromStep, of.slices, of.slice),
+      label: `${this.runId} round ${of.fromStep}..${of.toStep} slice ${of.slice} of ${of.slices}`,
+    };
   }
 
   private writeLines(key: string, lines: readonly object[]): Promise<void> {

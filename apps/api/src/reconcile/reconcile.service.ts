@@ -140,27 +140,34 @@ export class ReconcileService implements OnApplicationBootstrap, OnModuleDestroy
     return records;
   }
 
-  /** Makes sure the job of the run's next shard exists, or that a job which ended for good is acted on. */
+  /**
+   * Makes sure the job of the run's next shard (or its round's flow) exists, or that a job which
+   * ended for good is acted on. A round's flow is looked up by its merge job, the flow's parent.
+   */
   private async reconcileRun(run: RunRecord, report: ReconcileReport): Promise<void> {
     const job = continuationJob(run, await this.runs.committedSteps(run.runId));
     if (!job) return;
     const existing = await this.jobs.get(job.queue, job.jobId);
     if (existing && LIVE_JOB_STATES.includes(existing.state as never)) return;
     if (!existing) {
-      await this.jobs.add(job.queue, 'train-shard', job.data, job.jobId);
+      await this.jobs.addContinuation(job);
       report.requeued.push({ runId: run.runId, jobId: job.jobId, queue: job.queue });
       return;
     }
+    const what =
+      job.kind === 'shard'
+        ? `shard ${job.data.shard} (job ${job.jobId})`
+        : `round ${job.data.fromStep}..${job.data.toStep} (merge job ${job.jobId})`;
     const reason =
       existing.state === 'failed'
-        ? `shard ${job.data.shard} (job ${job.jobId}) failed: ${existing.failedReason ?? 'no reason recorded'}`
-        : `shard ${job.data.shard} (job ${job.jobId}) ended ${existing.state} without committing step ${job.data.toStep}`;
+        ? `${what} failed: ${existing.failedReason ?? 'no reason recorded'}`
+        : `${what} ended ${existing.state} without committing step ${job.data.toStep}`;
     const outcome = await handleShardFailure(
       {
         runs: this.runs,
         committedSteps: (runId) => this.runs.committedSteps(runId),
-        enqueue: async (queue, jobId, data) => {
-          await this.jobs.add(queue, 'train-shard', data, jobId);
+        enqueue: async (work) => {
+          await this.jobs.addContinuation(work);
         },
       },
       { runId: run.runId, generation: run.generation, reason, unrecoverable: false },

@@ -4,6 +4,7 @@ import {
   JobProducer,
   allQueues,
   defaultJobOptions,
+  type Continuation,
   type JobName,
   type JobPayload,
   type QueueName,
@@ -72,6 +73,11 @@ export class JobQueues implements OnModuleDestroy {
   ): Promise<JobSnapshot> {
     const job = await this.producer.add(queue, name, data, { jobId });
     return this.snapshot(queue, job);
+  }
+
+  /** Adds the next shard's job or the next round's flow; ids that exist are kept as they are. */
+  async addContinuation(work: Continuation): Promise<JobSnapshot> {
+    return this.snapshot(work.queue, await this.producer.addContinuation(work));
   }
 
   async get(queue: QueueName, jobId: string): Promise<JobSnapshot | null> {

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { continuationJob, lastCommittedStep, nextShard, shardJobId, trainQueueFor } from '@dinoq/jobs';
+import { continuationJob, lastCommittedStep, nextShard } from '@dinoq/jobs';
 import { UnreadableObjectError } from '@dinoq/storage';
 import { conflict } from '../http/api-errors';
 import { JobQueues } from '../repositories/job-queues.repository';
@@ -47,10 +47,10 @@ export class RunLifecycleService {
     if (requested.status === 'cancelled') {
       return { ...runView(requested, committed), removedJobId: null, stopsAfterCurrentShard: false };
     }
-    const shard = nextShard(requested, lastCommittedStep(requested, committed));
-    const jobId = shard === null ? null : shardJobId(runId, requested.generation, shard);
-    const outcome =
-      jobId === null ? 'absent' : await this.jobs.removeIfWaiting(trainQueueFor(requested.device), jobId);
+    // A round's merge job waits for its slices; removing it removes the slices that have not started.
+    const next = continuationJob(requested, committed);
+    const jobId = next?.jobId ?? null;
+    const outcome = next === null ? 'absent' : await this.jobs.removeIfWaiting(next.queue, next.jobId);
     const running = outcome === 'active';
     const updated = running
       ? requested
@@ -92,8 +92,29 @@ export class RunLifecycleService {
     });
     const next = continuationJob(updated, committed);
     if (!next) throw conflict(`run "${runId}" has nothing left to train`);
-    const job = await this.jobs.add(next.queue, 'train-shard', next.data, next.jobId);
+    const job = await this.jobs.addContinuation(next);
     return { ...runView(updated, committed), job: { id: job.id, queue: job.queue, state: job.state } };
+  }
+
+  /**
+   * Sets the slice count of the run's next rounds. The round in flight keeps its slices (its flow and
+   * its slices' results are keyed by them); the merge that ends it plans the next round with the new
+   * count, and so does reconciliation if it has to re-create a round.
+   */
+  async resize(runId: string, slices: number) {
+    const updated = await this.runs.update(runId, (current) => {
+      if (!current.rounds) {
+        throw conflict(
+          `run "${runId}" trains in sequential shards (created with parallel.slices 1); only runs created ` +
+            'with more than one slice train in rounds and can be resized',
+        );
+      }
+      if (current.status !== 'queued' && current.status !== 'running') {
+        throw conflict(`run "${runId}" is ${current.status}; only queued or running runs can be resized`);
+      }
+      return current.slices === slices ? null : { slices };
+    });
+    return runView(updated, await this.runs.committedSteps(runId));
   }
 
   /**

@@ -13,6 +13,14 @@ export function runView(run: RunRecord, committedSteps: number[] = run.committed
       numShards: run.numShards,
       totalSteps: run.totalSteps,
     },
+    parallel: {
+      /** Trained in DiLoCo rounds of slices rather than sequential shards. */
+      rounds: run.rounds,
+      /** Slices of the rounds that start from now on. */
+      slices: run.slices,
+      /** The round in flight: its steps, its slice count and the slices that have committed. */
+      round: run.round,
+    },
     lastCommittedStep,
     committedCheckpoints: committedSteps,
     latestMetrics: run.latestMetrics,

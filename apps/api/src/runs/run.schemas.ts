@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { presetNames } from '@dinoq/config';
+import { MAX_SLICES, presetNames } from '@dinoq/config';
 import { DEFAULT_RUN_RETRY_BUDGET, decodeRunCursor, runStatuses, runSummarySchema } from '@dinoq/jobs';
 
 export const createRunSchema = z
@@ -26,6 +26,23 @@ export const createRunSchema = z
   .strict();
 
 export type CreateRunRequest = z.infer<typeof createRunSchema>;
+
+/** POST /runs/:id/resize: the slice count of the run's next rounds. */
+export const resizeRunSchema = z
+  .object({
+    slices: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_SLICES)
+      .describe(
+        'slices of every round that starts from now on (the round in flight keeps its own); one slice ' +
+          'trains like sequential shards',
+      ),
+  })
+  .strict();
+
+export type ResizeRunRequest = z.infer<typeof resizeRunSchema>;
 
 /** Unknown query parameters (cache busters and the like) are ignored. */
 export const metricsQuerySchema = z.object({

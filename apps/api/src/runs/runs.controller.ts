@@ -22,6 +22,8 @@ import {
   runListSchema,
   type CreateRunRequest,
   type ListRunsQuery,
+  resizeRunSchema,
+  type ResizeRunRequest,
 } from './run.schemas';
 import { RunsService } from './runs.service';
 
@@ -115,6 +117,26 @@ export class RunsController {
   })
   resume(@Param('id', new IdParamPipe('runId')) runId: string) {
     return this.lifecycle.resume(runId);
+  }
+
+  @Post(':id/resize')
+  @HttpCode(200)
+  @ApiOperation({
+    summary:
+      'Change how many slices (workers) the next rounds of a run trained in rounds use; the round in ' +
+      'flight finishes with its own',
+  })
+  @ApiParam({ name: 'id', description: 'run id' })
+  @ApiBody({ schema: openApiSchema(resizeRunSchema) })
+  @ApiResponse({
+    status: 409,
+    description: 'the run is not trained in rounds, or is no longer queued or running',
+  })
+  resize(
+    @Param('id', new IdParamPipe('runId')) runId: string,
+    @Body(new ZodPipe(resizeRunSchema)) body: ResizeRunRequest,
+  ) {
+    return this.lifecycle.resize(runId, body.slices);
   }
 
   @Post(':id/repair')

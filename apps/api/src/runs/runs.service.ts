@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { ConfigError, planRun, resolveRunConfig, type PresetName, type RunConfig } from '@dinoq/config';
-import { newRunRecord, shardJobId, shardRange, trainQueueFor, type StoredMetricsLine } from '@dinoq/jobs';
+import { continuationJob, newRunRecord, type StoredMetricsLine } from '@dinoq/jobs';
 import { validateId } from '@dinoq/storage';
 import { badRequest, conflict, notFound } from '../http/api-errors';
 import { newId } from '../new-id';
@@ -60,12 +60,9 @@ export class RunsService {
     });
     if (!(await this.runs.create(record))) throw conflict(`run "${runId}" already exists`);
 
-    const job = await this.jobs.add(
-      trainQueueFor(record.device),
-      'train-shard',
-      { runId, shard: 0, ...shardRange(record, 0) },
-      shardJobId(runId, 0, 0),
-    );
+    const first = continuationJob(record, []);
+    if (!first) throw conflict(`run "${runId}" has no steps to train`);
+    const job = await this.jobs.addContinuation(first);
     return { ...runView(record), job: { id: job.id, queue: job.queue, state: job.state } };
   }
 

@@ -92,15 +92,20 @@ export function checkIndex(source: ImageSource, index: number): void {
 const YIELD_EVERY = 16;
 
 /**
- * DINO multi-crop for a batch. The draws for image `i` depend only on (seed, epoch, i), so the
- * same inputs give bit-identical outputs whatever the batch composition or order.
+ * DINO multi-crop for a batch. The draws for image `i` depend only on (seed, epoch, key), where the
+ * key is `i` itself (an index into a whole decoded split) unless `keys` gives each batch entry its
+ * own (a streamed batch holds only its own images, keyed by their index in the split); so the same
+ * inputs give bit-identical outputs whatever the batch composition or order.
  */
 export async function augmentBatch(
   images: ImageSource,
   indices: readonly number[],
   cfg: AugmentConfig,
-  options: { seed: number; epoch: number },
+  options: { seed: number; epoch: number; keys?: readonly number[] },
 ): Promise<AugmentedBatch> {
+  const { keys } = options;
+  if (keys && keys.length !== indices.length)
+    throw new Error(`augmentation keys: ${keys.length} keys for ${indices.length} images`);
   const views = multiCropViews(cfg);
   const batch = indices.length;
   const outputs = views.map((v) => new Float32Array(batch * v.size * v.size * 3));
@@ -114,7 +119,7 @@ export async function augmentBatch(
   for (const [b, index] of indices.entries()) {
     checkIndex(images, index);
     toRgbFloat(images.images.subarray(index * frame, (index + 1) * frame), channels, src);
-    const rng = augmentRng(options.seed, options.epoch, index);
+    const rng = augmentRng(options.seed, options.epoch, keys ? keys[b] : index);
     for (const [v, view] of views.entries()) {
       const img = augmentView(src, height, width, view, rng, work.get(view.size));
       normalizeInto(img, cfg.mean, cfg.std, outputs[v], b * img.length);

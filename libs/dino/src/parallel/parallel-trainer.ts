@@ -3,7 +3,7 @@ import type { Worker } from 'node:worker_threads';
 import type { RunConfig } from '@dinoq/config';
 import { DinoTrainer, type StepMetrics } from '../trainer';
 import { NonFiniteLossError } from '../non-finite-loss';
-import type { CropBatch } from '../step-types';
+import type { CropBatch, StepLane } from '../step-types';
 import type { BackendInfo } from '../backend/select-backend';
 import { microBatches, type MicroBatch } from '../grad-step';
 import { HyperSchedule, stateChecksum } from '../train-state';
@@ -33,6 +33,8 @@ export interface ParallelOptions {
   replicas?: number;
   /** Backend each replica selects (`selectBackend`); default automatic. */
   backend?: string;
+  /** The steps to train (a slice's lane); default every step from the start or the checkpoint's. */
+  lane?: StepLane;
   /**
    * OpenBLAS threads per process (one setting shared by every thread); default
    * max(1, ⌊cores / replicas⌋) with replicas, and left as it is without.
@@ -66,6 +68,8 @@ export interface ReplicatedTrainer {
   readonly itersPerEpoch: number;
   readonly totalSteps: number;
   readonly step: number;
+  /** How far `step` moves per trained batch: 1, or the stride of a slice's lane. */
+  readonly stride: number;
   readonly epoch: number;
   /** What the (first) replica runs on. */
   readonly backendInfo: BackendInfo | null;
@@ -97,6 +101,9 @@ class LocalTrainer implements ReplicatedTrainer {
   }
   get step() {
     return this.trainer.step;
+  }
+  get stride() {
+    return this.trainer.stride;
   }
   get epoch() {
     return this.trainer.epoch;
@@ -199,6 +206,7 @@ export class DataParallelTrainer implements ReplicatedTrainer {
     private readonly handles: ReplicaHandle[],
     readonly backendInfo: BackendInfo,
     step: number,
+    readonly stride: number,
   ) {
     this.schedule = new HyperSchedule(config, datasetSize);
     this.plan = assignMicroBatches(config.train.batchSize, config.train.microBatchSize, handles.length);
@@ -236,16 +244,30 @@ export class DataParallelTrainer implements ReplicatedTrainer {
       if (opts.blasThreads !== undefined && nativeKernelsInstalled())
         installNativeKernels({ threads: opts.blasThreads });
       const trainer = files
-        ? DinoTrainer.restore(config, datasetSize, files)
-        : DinoTrainer.create(config, datasetSize);
+        ? DinoTrainer.restore(config, datasetSize, files, opts.lane)
+        : DinoTrainer.create(config, datasetSize, opts.lane);
       return new LocalTrainer(trainer, null);
     }
     const blasThreads = opts.blasThreads ?? Math.max(1, Math.floor(os.availableParallelism() / replicas));
-    const init: ReplicaInit = { config, datasetSize, files, backend: opts.backend, blasThreads };
+    const init: ReplicaInit = {
+      config,
+      datasetSize,
+      files,
+      lane: opts.lane,
+      backend: opts.backend,
+      blasThreads,
+    };
     const handles = Array.from({ length: replicas }, (_, i) => new ReplicaHandle(i, spawnReplica()));
     try {
       const ready = await Promise.all(handles.map((h) => h.request({ type: 'init', init }, [], 'ready')));
-      return new DataParallelTrainer(config, datasetSize, handles, ready[0].backend, ready[0].step);
+      return new DataParallelTrainer(
+        config,
+        datasetSize,
+        handles,
+        ready[0].backend,
+        ready[0].step,
+        ready[0].stride,
+      );
     } catch (e) {
       await Promise.all(handles.map((h) => h.terminate()));
       throw e;

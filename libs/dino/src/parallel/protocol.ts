@@ -1,5 +1,5 @@
 import type { RunConfig } from '@dinoq/config';
-import type { CropBatch, StepHyper } from '../step-types';
+import type { CropBatch, StepHyper, StepLane } from '../step-types';
 import type { BackendInfo } from '../backend/select-backend';
 import type { MicroBatch } from '../grad-step';
 
@@ -13,6 +13,8 @@ export interface ReplicaInit {
   datasetSize: number;
   /** Checkpoint blobs to resume from; absent for a fresh run. */
   files?: Record<string, Uint8Array>;
+  /** The steps to train (a slice's lane); absent for every step from the checkpoint's. */
+  lane?: StepLane;
   /** Backend for `selectBackend` (default: automatic). */
   backend?: string;
   /** OpenBLAS threads in this process when native kernels load. */
@@ -52,7 +54,7 @@ export type ReplicaRequestBody = ReplicaRequest extends infer R
   : never;
 
 export type ReplicaReply =
-  | { id: number; type: 'ready'; backend: BackendInfo; step: number }
+  | { id: number; type: 'ready'; backend: BackendInfo; step: number; stride: number }
   | {
       id: number;
       type: 'gradients';

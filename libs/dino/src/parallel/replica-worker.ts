@@ -26,8 +26,8 @@ async function init(msg: ReplicaInit): Promise<ReplicaReply & { type: 'ready' }>
   const backend = await selectBackend(msg.backend);
   if (nativeKernelsInstalled()) installNativeKernels({ threads: msg.blasThreads });
   datasetSize = msg.datasetSize;
-  state = createTrainState(msg.config, msg.files);
-  return { id: 0, type: 'ready', backend, step: state.step };
+  state = createTrainState(msg.config, msg.files, msg.lane);
+  return { id: 0, type: 'ready', backend, step: state.step, stride: state.stride };
 }
 
 /** Concatenates the gradients into one transferable array, in the student's parameter order. */

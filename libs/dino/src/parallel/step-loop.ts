@@ -20,7 +20,7 @@ export interface StepLoopOptions {
   trainer: ReplicatedTrainer;
   /** Produces batch `step`; called for the next step while the current one trains. */
   batchFor: (step: number) => Promise<PreparedBatch>;
-  /** Trains up to this global step, exclusive. */
+  /** Trains the trainer's steps below this global step (its lane's, with a stride). */
   toStep: number;
   /** Called before every step, where the state is whole: throw to stop (an abandon request). */
   beforeStep?: () => void;
@@ -46,7 +46,8 @@ export async function runSteps(opts: StepLoopOptions): Promise<number> {
       const waitStart = performance.now();
       const batch = await next;
       const dataWaitMs = performance.now() - waitStart;
-      next = trainer.step + 1 < toStep ? batchFor(trainer.step + 1) : null;
+      const following = trainer.step + trainer.stride;
+      next = following < toStep ? batchFor(following) : null;
       // Lets the prefetch start (and IPC messages arrive) before a synchronous step blocks.
       await yieldToEventLoop();
       const metrics = await trainer.trainStep(batch);

@@ -1,36 +1,12 @@
-import { ConfigError, parseRunConfig, type RunConfig } from '@dinoq/config';
-import {
-  AugmentPool,
-  resolveDataThreads,
-  trainingBatch,
-  type DecodedSplit,
-  type TrainingBatch,
-} from '@dinoq/data';
-import {
-  DataParallelTrainer,
-  disposeParams,
-  networkParams,
-  NonFiniteLossError,
-  resolveReplicas,
-  runSteps,
-  type ReplicatedTrainer,
-} from '@dinoq/dino';
-import { exportBackbone } from '@dinoq/eval';
-import {
-  RunNotFoundError,
-  stepMetricsLine,
-  type RunRecord,
-  type RunStatus,
-  type StepMetricsLine,
-  type TrainShardJob,
-} from '@dinoq/jobs';
+import type { RunConfig } from '@dinoq/config';
+import type { ReplicatedTrainer } from '@dinoq/dino';
+import type { RunRecord, RunStatus, StepMetricsLine, TrainShardJob } from '@dinoq/jobs';
 import { RunArtifacts, type CommitResult } from '@dinoq/storage';
 import {
   afterCommit,
   cancelRun,
   catchUpWithCommits,
   claimRun,
-  failRun,
   isActive,
   planShard,
   recordCommit,
@@ -39,6 +15,16 @@ import {
 } from '../../shard-plan';
 import type { ComputeContext, JobScope } from '../job-scope';
 import { UnrecoverableJobError } from '../protocol';
+import {
+  describeSession,
+  exportTeacher,
+  openSession,
+  readRun,
+  runConfigOf,
+  trainingData,
+  trainOrFail,
+  type TrainingSession,
+} from '../training-session';
 
 export interface TrainShardResult {
   outcome: 'trained' | 'already-committed' | 'cancelled' | 'skipped';
@@ -67,14 +53,6 @@ interface ShardWork {
   config: RunConfig;
   job: TrainShardJob;
   plan: Plan<'train'>;
-}
-
-/** The trainer and the augmentation threads of one shard, closed together. */
-interface TrainingSession {
-  trainer: ReplicatedTrainer;
-  pool: AugmentPool | undefined;
-  replicas: number;
-  close(): Promise<void>;
 }
 
 /**
@@ -106,31 +84,11 @@ export async function trainShard(
   }
 }
 
-async function readRun(ctx: ComputeContext, runId: string): Promise<RunRecord> {
-  try {
-    return await ctx.runs.get(runId);
-  } catch (error) {
-    if (error instanceof RunNotFoundError) throw new UnrecoverableJobError(error.message);
-    throw error;
-  }
-}
-
 function planOrFail(run: RunRecord, job: TrainShardJob, latest: number | null): ShardPlan {
   try {
     return planShard(run, job, latest);
   } catch (error) {
     throw new UnrecoverableJobError(`run ${job.runId}: ${(error as Error).message}`);
-  }
-}
-
-function runConfigOf(run: RunRecord): RunConfig {
-  try {
-    return parseRunConfig(run.config);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      throw new UnrecoverableJobError(`run ${run.runId}: stored config is invalid: ${error.message}`);
-    }
-    throw error;
   }
 }
 
@@ -178,10 +136,12 @@ async function trainAndCommit(work: ShardWork, base: ResultBase): Promise<TrainS
   const data = await trainingData(ctx, run);
   scope.throwIfAbandoned();
 
-  const session = await openSession(work, data);
+  const files =
+    plan.resumeFrom === null ? null : (await work.artifacts.loadCheckpoint(plan.resumeFrom)).files;
+  const session = await openSession(ctx, run, work.config, data, { files, step: plan.startStep });
   try {
     logStart(work, session);
-    const lines = await trainOrFail(work, session, data);
+    const lines = await trainOrFail(ctx, scope, run, session, data, plan.toStep);
     const commit = await commitShard(work, session.trainer, lines);
     const last = lines[lines.length - 1];
     const updated = await ctx.runs.update(
@@ -189,7 +149,7 @@ async function trainAndCommit(work: ShardWork, base: ResultBase): Promise<TrainS
       recordCommit(plan.toStep, last, scope.job.workerId, ctx.backend.name),
     );
     const next = isActive(updated.status) ? afterCommit(updated, plan.toStep).next : null;
-    if (plan.toStep >= updated.totalSteps) await exportTeacher(work, commit.files);
+    if (plan.toStep >= updated.totalSteps) await exportTeacher(work.artifacts, work.config, commit.files);
     scope.log(
       'info',
       `run ${run.runId}: committed step ${plan.toStep}${commit.result.alreadyCommitted ? ' (it was already committed)' : ''}; ` +
@@ -210,124 +170,16 @@ async function trainAndCommit(work: ShardWork, base: ResultBase): Promise<TrainS
   }
 }
 
-async function trainingData(ctx: ComputeContext, run: RunRecord): Promise<DecodedSplit> {
-  const { data } = await ctx.datasets.split(run.datasetName, 'train', run.datasetSize);
-  if (data.count !== run.datasetSize) {
-    throw new UnrecoverableJobError(
-      `run ${run.runId}: dataset "${run.datasetName}" has ${data.count} training images, the run was planned for ${run.datasetSize}`,
-    );
-  }
-  return data;
-}
-
-async function openSession(work: ShardWork, data: DecodedSplit): Promise<TrainingSession> {
-  const { ctx, run, config } = work;
-  const replicas = resolveReplicas(ctx.trainReplicas, ctx.backend, config.train.batchSize);
-  const dataThreads = resolveDataThreads(ctx.dataThreads, replicas);
-  const pool = dataThreads > 0 ? AugmentPool.start(data, dataThreads) : undefined;
-  let trainer: ReplicatedTrainer;
-  try {
-    trainer = await openTrainer(work, replicas);
-  } catch (error) {
-    await pool?.close();
-    throw error;
-  }
-  const session: TrainingSession = {
-    trainer,
-    pool,
-    replicas,
-    close: async () => {
-      await Promise.all([trainer.dispose(), pool?.close()]);
-    },
-  };
-  if (trainer.totalSteps !== run.totalSteps) {
-    await session.close();
-    throw new UnrecoverableJobError(
-      `run ${run.runId}: the config gives ${trainer.totalSteps} steps, run.json plans ${run.totalSteps}`,
-    );
-  }
-  return session;
-}
-
-async function openTrainer(work: ShardWork, replicas: number): Promise<ReplicatedTrainer> {
-  const { ctx, run, config, artifacts } = work;
-  const { resumeFrom } = work.plan;
-  // Replica threads select the backend this process runs on; one replica trains in this thread.
-  const options = { replicas, backend: ctx.backend.name };
-  if (resumeFrom === null) return DataParallelTrainer.create(config, run.datasetSize, options);
-  const checkpoint = await artifacts.loadCheckpoint(resumeFrom);
-  const trainer = await DataParallelTrainer.restore(config, run.datasetSize, checkpoint.files, options);
-  if (trainer.step !== resumeFrom) {
-    await trainer.dispose();
-    throw new UnrecoverableJobError(
-      `run ${run.runId}: checkpoint ${resumeFrom} says it is at step ${trainer.step}`,
-    );
-  }
-  return trainer;
-}
-
 function logStart(work: ShardWork, session: TrainingSession): void {
   const { ctx, scope, run, plan } = work;
-  const { replicas, pool } = session;
-  const threads = pool?.threads ?? 0;
   scope.log(
     'info',
     `run ${run.runId}: shard ${work.job.shard} trains steps ${session.trainer.step}..${plan.toStep - 1} ` +
       `(${plan.resumeFrom === null ? 'from the seed' : `from checkpoint ${plan.resumeFrom}`}) on ${ctx.backend.name}` +
-      ` with ${replicas} replica${replicas > 1 ? 's' : ''} and ` +
-      `${threads === 0 ? 'augmentation on the main thread' : `${threads} augmentation thread${threads > 1 ? 's' : ''}`}`,
+      ` with ${describeSession(session)}`,
     { attempt: scope.job.attempt },
     true,
   );
-}
-
-/** A non-finite loss fails the run for good; its last commit stays. */
-async function trainOrFail(
-  work: ShardWork,
-  session: TrainingSession,
-  data: DecodedSplit,
-): Promise<StepMetricsLine[]> {
-  try {
-    return await trainSteps(session, data, work.plan.toStep, work.scope);
-  } catch (error) {
-    if (error instanceof NonFiniteLossError) {
-      await work.ctx.runs.update(work.run.runId, failRun(error.message, work.scope.job.workerId));
-      throw new UnrecoverableJobError(`run ${work.run.runId}: ${error.message}`);
-    }
-    throw error;
-  }
-}
-
-/**
- * Trains up to (not including) `toStep`. The next batch is augmented while the current step runs;
- * the abandon request is honoured only between steps, where the state is whole.
- */
-async function trainSteps(
-  session: TrainingSession,
-  data: DecodedSplit,
-  toStep: number,
-  scope: JobScope,
-): Promise<StepMetricsLine[]> {
-  const { trainer, pool } = session;
-  const { config } = trainer;
-  const sampling = { seed: config.train.seed, batchSize: config.train.batchSize, pool };
-  const lines: StepMetricsLine[] = [];
-  await runSteps({
-    trainer,
-    toStep,
-    batchFor: (step: number): Promise<TrainingBatch> => trainingBatch(data, config.augment, sampling, step),
-    beforeStep: () => scope.throwIfAbandoned(),
-    onStep: (metrics) => {
-      lines.push(stepMetricsLine(metrics, pool?.threads ?? 0));
-      scope.progress({
-        step: metrics.step,
-        toStep,
-        loss: metrics.loss,
-        imagesPerSecond: metrics.imagesPerSecond,
-      });
-    },
-  });
-  return lines;
 }
 
 /** Metrics first: a commit is only ever visible together with the lines that explain it. */
@@ -339,14 +191,4 @@ async function commitShard(
   await work.artifacts.writeShardMetrics(work.job.shard, lines);
   const files = await trainer.checkpointFiles();
   return { result: await work.artifacts.commitCheckpoint(work.plan.toStep, files), files };
-}
-
-/** The finished run's teacher backbone under the reference names, ready for PyTorch tools. */
-async function exportTeacher(work: ShardWork, files: Record<string, Uint8Array>): Promise<void> {
-  const teacher = networkParams(work.config, files, 'teacher');
-  try {
-    await work.artifacts.writeBackbone(exportBackbone(teacher, work.config));
-  } finally {
-    disposeParams(teacher);
-  }
 }

@@ -1,0 +1,423 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { itersPerEpochFor, resolveRunConfig, type RunConfig } from '@dinoq/config';
+import { disposeParams, networkParams, resolveReplicas, selectBackend } from '@dinoq/dino';
+import { FsBlobStore, importFashionMnist, loadSplit, readManifest, type DecodedSplit } from '@dinoq/data';
+import { extractFeatures, weightedKnn } from '@dinoq/eval';
+import { RunArtifacts } from '@dinoq/storage';
+import { replicaSetting } from '../options';
+import { argValue } from './bench-data';
+import {
+  machineLabel,
+  mb,
+  median,
+  mergeLogOf,
+  movedBytes,
+  parseStepLines,
+  pct,
+  roundFigures,
+  steadyImagesPerSecond,
+  type MergeLog,
+  type RoundFigures,
+} from './scale-figures';
+import { trainRounds, trainSynchronous } from './scale-quality';
+import {
+  checkpointSizes,
+  createRun,
+  dropRun,
+  startScaleStack,
+  waitForRun,
+  type ScaleStack,
+  type WorkerEnv,
+  type WorkerProcess,
+} from './scale-stack';
+
+/**
+ * npm run bench:scale [-- --part throughput|quality|all] [--train-limit 6400] [--steps 800]
+ *                     [--h 10,50,200] [--setups a,b,c] [--slices 2] [--blas-threads 1]
+ *                     [--data-threads auto] [--backend auto] [--timeout-minutes 240]
+ *                     [--quality-steps n] [--quality-h 50,200] [--bank-limit 10000]
+ *                     [--test-limit 2000] [--replicas auto]
+ *
+ * One run across many workers (DiLoCo rounds over BullMQ flows) on the fmnist-tiny preset and the
+ * first `--train-limit` Fashion-MNIST training images. Figures, not assertions.
+ *
+ * Part 1, throughput: real worker processes (apps/worker/dist), the Redis of REDIS_URL under a
+ * prefix of its own and an embedded S3 server. One run per setup:
+ *   a) 1 worker, DINOQ_TRAIN_REPLICAS=1, sequential shards;
+ *   b) 1 worker, DINOQ_TRAIN_REPLICAS=<slices>, sequential shards;
+ *   c) <slices> workers × 1 replica, a run of <slices> slices, for every H of --h.
+ * Every worker gets DINOQ_BLAS_THREADS=--blas-threads. Printed: images/s from the run's creation to
+ * its completion and in steady state (step timestamps of the metrics lines), and for rounds the
+ * wall time, merge time and bytes moved per round. Targets of the issue: c ≥ 1.8 × a and c ≥ 0.9 × b
+ * at H = 50.
+ *
+ * Part 2, quality at equal images seen: in this process, synchronous training and DiLoCo rounds of
+ * <slices> slices for every H of --quality-h (slices trained one after another, which gives the
+ * distributed run's result), the same number of steps each, then weighted k-NN top-1 (k = 20,
+ * T = 0.07) of each teacher: bank of --bank-limit training images, --test-limit test queries.
+ *
+ * --steps (and --quality-steps) are rounded up to whole epochs of the training images, since a
+ * run's length is a number of epochs. The default is two rounds of the largest H: 800 steps, which
+ * are 8 epochs of the default 6400 images, so every round of H = 10, 50 and 200 is a full one.
+ */
+
+const SETUPS = ['a', 'b', 'c'] as const;
+type SetupKey = (typeof SETUPS)[number];
+
+function positiveInt(name: string, fallback: number): number {
+  const raw = argValue(name, String(fallback))!;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1)
+    throw new Error(`--${name} must be a positive integer, got ${raw}`);
+  return value;
+}
+
+function positiveInts(name: string, fallback: string): number[] {
+  const raw = argValue(name, fallback)!;
+  const values = raw.split(',').map((v) => Number(v.trim()));
+  if (values.length === 0 || values.some((v) => !Number.isInteger(v) || v < 1))
+    throw new Error(`--${name} must be a comma-separated list of positive integers, got ${raw}`);
+  return values;
+}
+
+/** fmnist-tiny with at least `steps` steps (whole epochs) over `datasetSize` images. */
+function benchConfig(datasetSize: number, steps: number, parallel: { slices: number; h: number }): RunConfig {
+  const base = resolveRunConfig('fmnist-tiny');
+  const epochs = Math.ceil(steps / itersPerEpochFor(datasetSize, base.train.batchSize));
+  return resolveRunConfig('fmnist-tiny', {
+    train: { epochs },
+    parallel: { slices: parallel.slices, syncEverySteps: parallel.h },
+  });
+}
+
+const seconds = (ms: number) => (ms / 1000).toFixed(1);
+const fixed = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
+
+interface Setup {
+  key: SetupKey;
+  label: string;
+  workers: number;
+  replicas: number;
+  slices: number;
+  h: number;
+}
+
+interface Throughput {
+  setup: Setup;
+  imagesPerSecond: number;
+  steadyImagesPerSecond: number;
+}
+
+interface ThroughputOptions {
+  steps: number;
+  slices: number;
+  env: Omit<WorkerEnv, 'trainReplicas'>;
+  timeoutMs: number;
+}
+
+/** What the first training job said it trains with: "1 replica and 1 augmentation thread". */
+function sessionOf(workers: readonly WorkerProcess[]): string {
+  for (const worker of workers)
+    for (const line of worker.lines) {
+      const match = /^run \S+: .* trains steps .* with (.+)$/.exec(String(line.msg));
+      if (match) return match[1];
+    }
+  return 'unknown';
+}
+
+async function waitForMerge(
+  workers: readonly WorkerProcess[],
+  runId: string,
+  toStep: number,
+  timeoutMs: number,
+): Promise<MergeLog[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const merges = workers
+      .flatMap((worker) => worker.lines.map((line) => mergeLogOf(runId, line)))
+      .filter((merge): merge is MergeLog => merge !== null);
+    if (merges.some((merge) => merge.toStep === toStep)) return merges;
+    if (Date.now() > deadline) throw new Error(`run ${runId}: no merge of the last round was logged`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function printRounds(rounds: readonly RoundFigures[], h: number, runWallMs: number): void {
+  // The medians leave out the first round (no start checkpoint to read; dataset load and trainer
+  // start) and a shorter last round, unless nothing else is left.
+  const full = rounds.filter((r) => r.toStep - r.fromStep === r.slices * h);
+  const later = full.filter((r) => r.fromStep > 0);
+  const use = later.length > 0 ? later : full.length > 0 ? full : rounds;
+  const m = (pick: (r: RoundFigures) => number) => median(use.map(pick));
+  const wallMs = m((r) => r.wallMs);
+  const mergeMs = m((r) => r.mergeMs);
+  const trainMs = m((r) => r.trainMs);
+  const restMs = wallMs - mergeMs - trainMs;
+  const totalMerge = rounds.reduce((sum, r) => sum + r.mergeMs, 0);
+  const first = rounds[0];
+  console.log(
+    `   ${rounds.length} rounds; merges took ${seconds(totalMerge)} s = ${fixed(pct(totalMerge, runWallMs))}% of the run; ` +
+      `first round ${first.fromStep}..${first.toStep}: wall ${seconds(first.wallMs)} s (with dataset load and trainer start), ` +
+      `merge ${fixed(first.mergeMs, 0)} ms`,
+  );
+  console.log(
+    `   per round (median of ${use.length}: ${use === later ? 'full rounds after the first' : 'every round'}): ` +
+      `wall ${seconds(wallMs)} s, merge ${fixed(mergeMs, 0)} ms (${fixed(pct(mergeMs, wallMs))}% of the round), ` +
+      `slices training ${seconds(trainMs)} s (${fixed(pct(trainMs, wallMs))}%), ` +
+      `rest (queue hops, checkpoint load + restore, commits) ${seconds(restMs)} s (${fixed(pct(restMs, wallMs))}%)`,
+  );
+  const moved = m(movedBytes);
+  console.log(
+    `   bytes per round (median): slices read ${fixed(mb(m((r) => r.sliceReadBytes)))} MB + write ` +
+      `${fixed(mb(m((r) => r.sliceWriteBytes)))} MB, merge read ${fixed(mb(m((r) => r.mergeReadBytes)))} MB + write ` +
+      `${fixed(mb(m((r) => r.mergeWriteBytes)))} MB = ${fixed(mb(moved))} MB per round, ` +
+      `${fixed(mb(moved) / (wallMs / 1000), 2)} MB/s over the round's wall time`,
+  );
+}
+
+async function measureSetup(stack: ScaleStack, setup: Setup, opts: ThroughputOptions): Promise<Throughput> {
+  const config = benchConfig(stack.datasetSize, opts.steps, { slices: setup.slices, h: setup.h });
+  const runId = `scale-${setup.key}${setup.slices > 1 ? `-h${setup.h}` : ''}-${Date.now().toString(36)}`;
+  const workers = Array.from({ length: setup.workers }, (_, i) =>
+    stack.startWorker(`${setup.key}${i}`, { ...opts.env, trainReplicas: setup.replicas }),
+  );
+  try {
+    await Promise.all(workers.map((worker) => worker.ready()));
+    const starting = workers[0].lines.find((line) => line.msg === 'worker starting');
+    const backend = String(starting?.detail ?? starting?.backend).split('; skipped')[0];
+    console.log(`\n${setup.label}\n   worker backend: ${backend}`);
+    const created = await createRun(stack, runId, config);
+    console.log(
+      `   run ${runId}: ${created.totalSteps} steps of ${config.train.batchSize} images` +
+        `${created.totalSteps !== opts.steps ? ` (--steps ${opts.steps} rounded up to whole epochs)` : ''} …`,
+    );
+    const run = await waitForRun(stack, runId, workers, opts.timeoutMs);
+    const merges = run.rounds ? await waitForMerge(workers, runId, run.totalSteps, 120_000) : [];
+    const wallMs = Date.parse(run.updatedAt) - Date.parse(run.createdAt);
+    const images = run.totalSteps * config.train.batchSize;
+    const jobs = (await new RunArtifacts(stack.store, runId).metricsFiles()).map((file) =>
+      parseStepLines(path.basename(file.key, '.jsonl'), file.text),
+    );
+    const imagesPerSecond = (images * 1000) / wallMs;
+    const steady = steadyImagesPerSecond(jobs, config.train.batchSize);
+    console.log(
+      `   ${run.totalSteps} steps = ${images} images in ${seconds(wallMs)} s (run created → completed): ` +
+        `${fixed(imagesPerSecond)} img/s; steady state ${fixed(steady)} img/s ` +
+        `(metrics lines, each job's first 2 steps left out) [${machineLabel()}]`,
+    );
+    console.log(`   trained with ${sessionOf(workers)} per worker`);
+    if (run.rounds) {
+      const sizes = await checkpointSizes(stack.store, runId, run.committedSteps);
+      printRounds(roundFigures(merges, jobs, sizes, Date.parse(run.createdAt)), setup.h, wallMs);
+    } else {
+      console.log(`   ${run.committedSteps.length} shards of ${run.stepsPerShard} steps`);
+    }
+    await dropRun(stack.store, runId);
+    return { setup, imagesPerSecond, steadyImagesPerSecond: steady };
+  } finally {
+    await Promise.all(workers.map((worker) => worker.stop()));
+  }
+}
+
+async function throughputPart(
+  opts: ThroughputOptions & { hs: number[]; trainLimit: number; setups: SetupKey[] },
+) {
+  console.log(`\n== Part 1: throughput (worker processes, Redis, embedded S3) [${machineLabel()}]`);
+  const stack = await startScaleStack(opts.trainLimit);
+  const n = opts.slices;
+  try {
+    console.log(
+      `fmnist-tiny on ${stack.datasetSize} Fashion-MNIST training images; DINOQ_BLAS_THREADS=${opts.env.blasThreads}, ` +
+        `DINOQ_DATA_THREADS=${opts.env.dataThreads}, DINOQ_BACKEND=${opts.env.backend}`,
+    );
+    const setups: Setup[] = [];
+    const shardH = resolveRunConfig('fmnist-tiny').parallel.syncEverySteps;
+    if (opts.setups.includes('a'))
+      setups.push({
+        key: 'a',
+        label: 'a) 1 worker × 1 replica, sequential shards',
+        workers: 1,
+        replicas: 1,
+        slices: 1,
+        h: shardH,
+      });
+    if (opts.setups.includes('b'))
+      setups.push({
+        key: 'b',
+        label: `b) 1 worker × ${n} replicas, sequential shards`,
+        workers: 1,
+        replicas: n,
+        slices: 1,
+        h: shardH,
+      });
+    if (opts.setups.includes('c'))
+      for (const h of opts.hs)
+        setups.push({
+          key: 'c',
+          label: `c) ${n} workers × 1 replica, ${n} slices, H = ${h}`,
+          workers: n,
+          replicas: 1,
+          slices: n,
+          h,
+        });
+    const results: Throughput[] = [];
+    for (const setup of setups) results.push(await measureSetup(stack, setup, opts));
+
+    const a = results.find((r) => r.setup.key === 'a');
+    const b = results.find((r) => r.setup.key === 'b');
+    const cs = results.filter((r) => r.setup.key === 'c');
+    if (cs.length > 0 && (a || b)) {
+      console.log(`\nratios (end to end; steady state in brackets) [${machineLabel()}]:`);
+      for (const c of cs) {
+        const ratio = (base: Throughput | undefined, name: string) =>
+          base
+            ? `c/${name} ${fixed(c.imagesPerSecond / base.imagesPerSecond, 2)}× ` +
+              `(${fixed(c.steadyImagesPerSecond / base.steadyImagesPerSecond, 2)}×)`
+            : '';
+        console.log(`   H = ${c.setup.h}: ${[ratio(a, 'a'), ratio(b, 'b')].filter(Boolean).join(', ')}`);
+      }
+      console.log('   targets: c ≥ 1.8× a and c ≥ 0.9× b at H = 50');
+    }
+  } finally {
+    await stack.close();
+  }
+}
+
+interface QualityOptions {
+  steps: number;
+  slices: number;
+  hs: number[];
+  trainLimit: number;
+  bankLimit: number;
+  testLimit: number;
+  replicas: string;
+}
+
+async function qualityPart(opts: QualityOptions): Promise<void> {
+  console.log(`\n== Part 2: quality at equal images seen (in this process) [${machineLabel()}]`);
+  const backend = await selectBackend();
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'dinoq-bench-scale-data-'));
+  try {
+    const store = new FsBlobStore(root);
+    const limit = Math.max(opts.trainLimit, opts.bankLimit, opts.testLimit);
+    await importFashionMnist({ store, name: 'fmnist', limit });
+    const manifest = await readManifest(store, 'fmnist');
+    const train = await loadSplit(store, manifest, 'train', {
+      limit: Math.max(opts.trainLimit, opts.bankLimit),
+    });
+    const test = await loadSplit(store, manifest, 'test', { limit: opts.testLimit });
+    const trainSet: DecodedSplit = { ...train, count: Math.min(opts.trainLimit, train.count) };
+    const base = resolveRunConfig('fmnist-tiny');
+    const replicas = resolveReplicas(replicaSetting(opts.replicas), backend, base.train.batchSize);
+
+    const variants = [
+      { name: 'synchronous (1 slice)', slices: 1, h: base.parallel.syncEverySteps },
+      ...opts.hs.map((h) => ({ name: `DiLoCo ${opts.slices} slices, H = ${h}`, slices: opts.slices, h })),
+    ];
+    const bankCount = Math.min(opts.bankLimit, train.count);
+    console.log(
+      `fmnist-tiny on ${trainSet.count} training images, ${replicas} replica(s) on ${backend.name}; ` +
+        `weighted k-NN k = 20, T = 0.07, bank ${bankCount} train images, ${test.count} test queries`,
+    );
+    const scores: { name: string; top1: number }[] = [];
+    for (const variant of variants) {
+      const config = benchConfig(trainSet.count, opts.steps, variant);
+      const started = performance.now();
+      const total = itersPerEpochFor(trainSet.count, config.train.batchSize) * config.train.epochs;
+      let trained = 0;
+      const onStep = () => {
+        trained += 1;
+        if (trained % Math.ceil(total / 4) === 0 && trained < total)
+          console.log(
+            `   ${variant.name}: ${trained}/${total} steps (${seconds(performance.now() - started)} s)`,
+          );
+      };
+      const inProcess = { replicas, backend: backend.name, onStep };
+      const files =
+        variant.slices > 1
+          ? await trainRounds(config, trainSet, inProcess)
+          : await trainSynchronous(config, trainSet, inProcess);
+      const trainMs = performance.now() - started;
+      const evalStarted = performance.now();
+      const teacher = networkParams(config, files, 'teacher');
+      let top1: number;
+      try {
+        const bank = await extractFeatures(teacher, train, { config, limit: opts.bankLimit });
+        const queries = await extractFeatures(teacher, test, { config });
+        top1 = weightedKnn(bank, queries, { numClasses: manifest.classes.length, ks: [20] })[0].top1;
+      } finally {
+        disposeParams(teacher);
+      }
+      scores.push({ name: variant.name, top1 });
+      console.log(
+        `   ${variant.name}: ${total} steps (${total * config.train.batchSize} images) trained in ${seconds(trainMs)} s ` +
+          `(${fixed((total * config.train.batchSize * 1000) / trainMs)} img/s in this process) [${machineLabel()}]; ` +
+          `k-NN top-1 ${top1.toFixed(2)}% (evaluated in ${seconds(performance.now() - evalStarted)} s)`,
+      );
+    }
+    console.log('\nk-NN top-1 at equal images seen:');
+    const reference = scores[0].top1;
+    for (const score of scores)
+      console.log(
+        `   ${score.name.padEnd(28)} ${score.top1.toFixed(2)}%` +
+          (score === scores[0]
+            ? ''
+            : `  (${(score.top1 - reference >= 0 ? '+' : '') + (score.top1 - reference).toFixed(2)} points)`),
+      );
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const part = argValue('part', 'all')!;
+  if (!['throughput', 'quality', 'all'].includes(part))
+    throw new Error(`--part must be throughput, quality or all, got ${part}`);
+  const slices = positiveInt('slices', 2);
+  const hs = positiveInts('h', '10,50,200');
+  const steps = positiveInt('steps', 2 * slices * Math.max(...hs));
+  // 100 steps an epoch: the default 800 steps are whole epochs and whole rounds for every default H.
+  const trainLimit = positiveInt('train-limit', 6400);
+  const setups = argValue('setups', SETUPS.join(','))!.split(',') as SetupKey[];
+  if (setups.some((s) => !SETUPS.includes(s)))
+    throw new Error(`--setups takes a, b and c, got ${setups.join(',')}`);
+  // The S3 client of the embedded server warns about node 20 on every start.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  console.log(`bench:scale on ${machineLabel()}, node ${process.version}`);
+  if (part !== 'quality') {
+    await throughputPart({
+      steps,
+      slices,
+      hs,
+      trainLimit,
+      setups,
+      timeoutMs: positiveInt('timeout-minutes', 240) * 60_000,
+      env: {
+        blasThreads: positiveInt('blas-threads', 1),
+        dataThreads: argValue('data-threads', 'auto')!,
+        backend: argValue('backend', 'auto')!,
+      },
+    });
+  }
+  if (part !== 'throughput') {
+    const qualityHs = positiveInts('quality-h', '50,200');
+    await qualityPart({
+      steps: positiveInt('quality-steps', argValue('steps') ? steps : 2 * slices * Math.max(...qualityHs)),
+      slices,
+      hs: qualityHs,
+      trainLimit,
+      bankLimit: positiveInt('bank-limit', 10_000),
+      testLimit: positiveInt('test-limit', 2_000),
+      replicas: argValue('replicas', 'auto')!,
+    });
+  }
+}
+
+main()
+  .then(() => process.exit(0))
+  .catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });
