@@ -1,4 +1,4 @@
-import { trainingBatch, type AugmentPool, type DecodedSplit } from '@dinoq/data';
+import { trainingBatch, type AugmentPool, type DecodedSplit, type SampleOrder } from '@dinoq/data';
 import { runSteps, type LoopStepMetrics, type ReplicatedTrainer } from '@dinoq/dino';
 import { stepMetricsLine, type StepMetricsLine } from '@dinoq/jobs';
 import type { RunArtifacts } from '@dinoq/storage';
@@ -8,6 +8,8 @@ export interface LoopOptions {
   split: DecodedSplit;
   /** Augmentation threads holding `split`'s images; without one, batches are made on this thread. */
   pool?: AugmentPool;
+  /** The split's sample order; default a full shuffle per epoch (sampler.ts). */
+  order?: SampleOrder;
   /** Stop after this global step (exclusive); defaults to the end of the schedule. */
   untilStep?: number;
   /** Stop after this many minutes of training (checked between steps). */
@@ -39,7 +41,12 @@ export async function trainLoop(opts: LoopOptions): Promise<LoopResult> {
   const deadline = opts.minutes ? Date.now() + opts.minutes * 60_000 : Infinity;
   const result: LoopResult = { steps: 0, lastStep: trainer.step, metrics: [], checkpoints: [] };
   const every = opts.checkpointEvery ?? 0;
-  const sampling = { seed: config.train.seed, batchSize: config.train.batchSize, pool: opts.pool };
+  const sampling = {
+    seed: config.train.seed,
+    batchSize: config.train.batchSize,
+    pool: opts.pool,
+    order: opts.order,
+  };
   let pending: StepMetricsLine[] = [];
   let fromStep = trainer.step;
   const writeMetrics = () =>

@@ -113,6 +113,8 @@ async function main(): Promise<void> {
     backend: { name: backend.name, kind: backend.kind, kernels: backend.kernels, detail: backend.detail },
     trainReplicas: settings.trainReplicas,
     dataThreads: settings.dataThreads,
+    data: { ...settings.data, memoryBudgetBytes: settings.datasetCacheBytes },
+    shardCaches: new Map(),
   };
   send({ type: 'ready', backend: context.backend });
   void drain();

@@ -1,8 +1,11 @@
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { z } from 'zod';
 import { QUEUE_PREFIX, QueueName, allQueues, type DeviceClass } from '@dinoq/jobs';
 import type { StorageEnv } from '@dinoq/storage';
 import { parseReplicaSetting, type ReplicaSetting } from '@dinoq/dino';
 import { parseDataThreads, type DataThreadSetting } from '@dinoq/data';
+import type { DataSettings } from './compute/training-data';
 
 const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 
@@ -136,6 +139,21 @@ const envSchema = z.object({
       return z.NEVER;
     }),
   DINOQ_DATASET_CACHE_MB: integerSetting('DINOQ_DATASET_CACHE_MB', 1024, 0, 1_048_576),
+  DINOQ_DATA_MODE: z
+    .string()
+    .trim()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined || value === '') return 'auto' as const;
+      if (value === 'auto' || value === 'memory' || value === 'streaming') return value;
+      ctx.addIssue({
+        code: 'custom',
+        message: `DINOQ_DATA_MODE must be auto, memory or streaming, got "${value}"`,
+      });
+      return z.NEVER;
+    }),
+  DINOQ_SHARD_CACHE_DIR: optionalText,
+  DINOQ_SHARD_CACHE_MB: integerSetting('DINOQ_SHARD_CACHE_MB', 8192, 1, 16_777_216),
   DINOQ_TRAIN_REPLICAS: parsedSetting((raw) => parseReplicaSetting(raw, 'DINOQ_TRAIN_REPLICAS')),
   DINOQ_DATA_THREADS: parsedSetting((raw) => parseDataThreads(raw, 'DINOQ_DATA_THREADS')),
   DINOQ_WORKER_MEMORY_BYTES: optionalBytes('DINOQ_WORKER_MEMORY_BYTES'),
@@ -159,8 +177,10 @@ export interface WorkerSettings {
   shutdownGraceMs: number;
   /** BullMQ key prefix; the API must use the same one. */
   queuePrefix: string;
-  /** Decoded datasets kept in the compute process between jobs. */
+  /** Decoded datasets kept in the compute process between jobs; also the largest split held in memory. */
   datasetCacheBytes: number;
+  /** How training reads its data: held decoded in memory, streamed from shards, or chosen per split. */
+  data: Omit<DataSettings, 'memoryBudgetBytes'>;
   /** Data-parallel replicas per training shard (`auto`: one per core on single-threaded backends). */
   trainReplicas: ReplicaSetting;
   /** Augmentation threads per training shard (`auto`: one when a single replica holds the main thread). */
@@ -198,6 +218,11 @@ export function readWorkerSettings(env: NodeJS.ProcessEnv = process.env): Worker
     shutdownGraceMs: e.DINOQ_SHUTDOWN_GRACE_MS,
     queuePrefix: e.DINOQ_QUEUE_PREFIX,
     datasetCacheBytes: e.DINOQ_DATASET_CACHE_MB * 1024 * 1024,
+    data: {
+      mode: e.DINOQ_DATA_MODE,
+      shardCacheDir: e.DINOQ_SHARD_CACHE_DIR ?? path.join(os.tmpdir(), 'dinoq-shard-cache'),
+      shardCacheBytes: e.DINOQ_SHARD_CACHE_MB * 1024 * 1024,
+    },
     trainReplicas: e.DINOQ_TRAIN_REPLICAS,
     dataThreads: e.DINOQ_DATA_THREADS,
     workerMemoryBytes: e.DINOQ_WORKER_MEMORY_BYTES,

@@ -13,6 +13,7 @@ import {
 } from '@dinoq/storage';
 import { DatasetCache } from '../src/compute/dataset-cache';
 import type { ComputeContext, JobScope } from '../src/compute/job-scope';
+import type { DataModeSetting } from '../src/compute/training-data';
 import type { ComputeJob } from '../src/compute/protocol';
 
 /** A model small enough for the cpu backend: batches of 8, shards of 2 steps. */
@@ -36,7 +37,9 @@ export interface ComputeFixture {
   close(): Promise<void>;
 }
 
-export async function startComputeFixture(): Promise<ComputeFixture> {
+export async function startComputeFixture(
+  options: { dataMode?: DataModeSetting } = {},
+): Promise<ComputeFixture> {
   const backend = await selectBackend('cpu');
   const directory = await mkdtemp(join(tmpdir(), 'dinoq-worker-s3-'));
   const bucket = 'dinoq-worker-test';
@@ -62,6 +65,13 @@ export async function startComputeFixture(): Promise<ComputeFixture> {
       backend: { name: backend.name, kind: backend.kind, kernels: backend.kernels, detail: backend.detail },
       trainReplicas: 1,
       dataThreads: 0,
+      data: {
+        mode: options.dataMode ?? 'auto',
+        memoryBudgetBytes: 256 * 1024 * 1024,
+        shardCacheDir: join(directory, 'shard-cache'),
+        shardCacheBytes: 64 * 1024 * 1024,
+      },
+      shardCaches: new Map(),
     },
     logs,
     scope: (name, data) => ({

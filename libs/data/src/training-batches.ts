@@ -10,17 +10,30 @@ export interface TrainingBatch extends AugmentedBatch {
   indices: number[];
 }
 
+/** A split's sample order: the dataset indices of a step's batch (sampler.ts, streaming/sample-order.ts). */
+export interface SampleOrder {
+  readonly count: number;
+  batchIndices(batchSize: number, step: number): number[];
+}
+
 /**
- * Batch `step` of a run: the seeded sampler's indices, multi-crop augmented for that epoch, in
- * `pool`'s threads when one is given (it must hold the same images) or else on this thread.
+ * Batch `step` of a run: the indices `order` gives (by default a full shuffle of the split per
+ * epoch, sampler.ts), multi-crop augmented for that epoch, in `pool`'s threads when one is given
+ * (it must hold the same images) or else on this thread. A streamed split's order with the split
+ * held in memory gives the batches the streamed path gives.
  */
 export function trainingBatch(
   data: ImageSource,
   cfg: AugmentConfig,
-  options: { seed: number; batchSize: number; pool?: AugmentPool },
+  options: { seed: number; batchSize: number; pool?: AugmentPool; order?: SampleOrder },
   step: number,
 ): Promise<TrainingBatch> {
-  const indices = batchIndices(data.count, options.batchSize, options.seed, step);
+  const { order } = options;
+  if (order && order.count !== data.count)
+    throw new Error(`sample order covers ${order.count} images, the split holds ${data.count}`);
+  const indices = order
+    ? order.batchIndices(options.batchSize, step)
+    : batchIndices(data.count, options.batchSize, options.seed, step);
   const epoch = epochOfStep(data.count, options.batchSize, step);
   const augmentation = { seed: options.seed, epoch };
   const augmented = options.pool

@@ -38,6 +38,24 @@ export const stepMetricsLineSchema = z.object({
   replicas: z.number().int().min(1),
   backend: z.string(),
   numTensors: z.number().int().min(0),
+  dataMode: z
+    .enum(['memory', 'streaming'])
+    .optional()
+    .describe('training data held decoded in memory or streamed from shards'),
+  skippedImages: z
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .describe('unusable images skipped (and replaced) so far in this job; absent when none'),
+  skippedShards: z
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .describe(
+      'shards that could not be fetched intact and were skipped so far in this job; absent when none',
+    ),
   time: z.string().describe('when the step ended (ISO 8601)'),
 });
 export type StepMetricsLine = z.infer<typeof stepMetricsLineSchema>;
@@ -75,6 +93,9 @@ export function stepMetricsLine(
     replicas: metrics.replicas,
     backend: metrics.backend,
     numTensors: metrics.numTensors,
+    ...(metrics.dataMode ? { dataMode: metrics.dataMode } : {}),
+    ...(metrics.skippedImages !== undefined ? { skippedImages: metrics.skippedImages } : {}),
+    ...(metrics.skippedShards !== undefined ? { skippedShards: metrics.skippedShards } : {}),
     time: time.toISOString(),
   };
 }

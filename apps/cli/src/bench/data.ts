@@ -4,6 +4,8 @@ import * as path from 'node:path';
 import { resolveRunConfig, type AugmentConfig, type PresetName } from '@dinoq/config';
 import { augmentBatch, decodeImage, encodeJpeg, type ImageSource } from '@dinoq/data';
 import { argValue } from './bench-data';
+import { rssBench } from './data-rss';
+import { streamingVsMemoryBench } from './data-throughput';
 
 /**
  * npm run bench:data [-- --images 48 --batch 16 --preset vit_small_p16,fmnist-tiny] [--step-ms N]
@@ -14,6 +16,14 @@ import { argValue } from './bench-data';
  * (gradients, shapes and grain at quality 90), the size of the paper's ImageNet-like inputs.
  * `--step-ms` (a training step time for the preset's batch, e.g. from bench:train) adds the
  * share of that step the pipeline would take.
+ *
+ * npm run bench:data -- --rss 2000,20000,200000 [--rss-steps 300] [--rss-open-shard-mib B]
+ *   Peak RSS of a streamed training run of a tiny config against dataset size, one process per
+ *   size (data-rss.ts); the datasets are generated once under the temporary folder.
+ * npm run bench:data -- --streaming-vs-memory [--train-limit 6400] [--tp-steps 100]
+ *   Training throughput of fmnist-tiny with the split in memory and streamed from its shards, and
+ *   whether both end in the same state (data-throughput.ts).
+ * The two flags combine; without either, the pipeline figures above are printed.
  */
 
 const WIDTH = 500;
@@ -96,11 +106,7 @@ function describeCrops(cfg: AugmentConfig): string {
   return `2 × ${cfg.globalCropSize} + ${cfg.localCropsNumber} × ${cfg.localCropSize}`;
 }
 
-async function main(): Promise<void> {
-  const count = Number(argValue('images', '48'));
-  const batch = Number(argValue('batch', '16'));
-  const presets = (argValue('preset', 'vit_small_p16,fmnist-tiny') ?? '').split(',') as PresetName[];
-  const stepMs = argValue('step-ms');
+function printMachine(): void {
   const cpus = os.cpus();
   console.log(
     `bench:data — ${cpus[0]?.model ?? 'unknown CPU'} × ${cpus.length} cores, OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? '(unset)'},` +
@@ -109,6 +115,21 @@ async function main(): Promise<void> {
         .map((v) => v.toFixed(2))
         .join(' ')}`,
   );
+}
+
+function positiveInteger(name: string, fallback: string): number {
+  const raw = argValue(name, fallback);
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1)
+    throw new Error(`--${name} must be a positive integer, got ${raw}`);
+  return value;
+}
+
+async function pipelineBench(): Promise<void> {
+  const count = Number(argValue('images', '48'));
+  const batch = Number(argValue('batch', '16'));
+  const presets = (argValue('preset', 'vit_small_p16,fmnist-tiny') ?? '').split(',') as PresetName[];
+  const stepMs = argValue('step-ms');
   const jpegs = await benchJpegs(count);
   const kb = jpegs.reduce((s, j) => s + j.length, 0) / jpegs.length / 1024;
   console.log(
@@ -138,6 +159,26 @@ async function main(): Promise<void> {
     console.log(
       `| ${describeCrops(cfg)} (${preset}) | ${rate(decodeCpu)} | ${rate(augmentCpu)} | ${rate(bothCpu)} |${share}`,
     );
+  }
+}
+
+async function main(): Promise<void> {
+  printMachine();
+  const rssSizes = argValue('rss');
+  const streamingVsMemory = process.argv.includes('--streaming-vs-memory');
+  if (rssSizes === undefined && !streamingVsMemory) return pipelineBench();
+  if (rssSizes !== undefined) {
+    console.log();
+    const openShardMiB = argValue('rss-open-shard-mib');
+    await rssBench(
+      rssSizes.split(',').map(Number),
+      positiveInteger('rss-steps', '300'),
+      openShardMiB === undefined ? undefined : positiveInteger('rss-open-shard-mib', openShardMiB),
+    );
+  }
+  if (streamingVsMemory) {
+    console.log();
+    await streamingVsMemoryBench(positiveInteger('train-limit', '6400'), positiveInteger('tp-steps', '100'));
   }
 }
 

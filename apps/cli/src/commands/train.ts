@@ -10,7 +10,7 @@ import {
   type ConfigFlags,
 } from '../options';
 import { dataDir, LocalRun } from '../local-layout';
-import { loadLocalSplit } from '../dataset';
+import { loadLocalSplit, localSampleOrder } from '../dataset';
 import { trainLoop } from '../train-loop';
 import { logger } from '../logger';
 import { progressBar } from './progress-bar';
@@ -79,6 +79,12 @@ export function registerTrain(program: Command): void {
       }
       const latest = o.resume ? await run.artifacts.newestCommit() : null;
       const config = latest !== null ? (await run.requireRecord()).config : configFromFlags(o);
+      if (config.parallel.slices > 1) {
+        logger.warn(
+          { slices: config.parallel.slices },
+          'parallel.slices applies to queued runs (rounds over many workers); a local run trains sequentially',
+        );
+      }
       const split = await loadLocalSplit(root, o.dataset, 'train', o.trainLimit);
       const replicas = resolveReplicas(o.replicas, backend, config.train.batchSize);
       const parallel = { replicas, backend: backend.name };
@@ -109,6 +115,7 @@ export function registerTrain(program: Command): void {
           trainer,
           split,
           pool,
+          order: await localSampleOrder(root, o.dataset, split, config.train.seed),
           untilStep: until,
           minutes: o.minutes,
           artifacts: run.artifacts,

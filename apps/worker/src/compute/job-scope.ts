@@ -1,8 +1,9 @@
-import type { DataThreadSetting } from '@dinoq/data';
+import type { DataThreadSetting, ShardCache } from '@dinoq/data';
 import type { ReplicaSetting } from '@dinoq/dino';
 import type { RunRepository } from '@dinoq/jobs';
 import type { ObjectStore } from '@dinoq/storage';
 import type { DatasetCache } from './dataset-cache';
+import type { DataSettings } from './training-data';
 import { JobAbandonedError, type ChildBackend, type ComputeJob, type LogLevel } from './protocol';
 
 /** What every job handler of the compute process works with. */
@@ -15,6 +16,10 @@ export interface ComputeContext {
   trainReplicas: ReplicaSetting;
   /** Augmentation threads for training shards, resolved against the replica count. */
   dataThreads: DataThreadSetting;
+  /** Memory or streaming, and the streamed shards' local cache. */
+  data: DataSettings;
+  /** Open shard caches, one per dataset version, kept between jobs. */
+  shardCaches: Map<string, Promise<ShardCache>>;
 }
 
 /** One job's link to the parent: progress, logs and the abandon request. */

@@ -1,11 +1,5 @@
 import { ConfigError, parseRunConfig, type RunConfig } from '@dinoq/config';
-import {
-  AugmentPool,
-  resolveDataThreads,
-  trainingBatch,
-  type DecodedSplit,
-  type TrainingBatch,
-} from '@dinoq/data';
+import { resolveDataThreads } from '@dinoq/data';
 import {
   DataParallelTrainer,
   disposeParams,
@@ -22,6 +16,7 @@ import type { RunArtifacts } from '@dinoq/storage';
 import { failRun } from '../shard-plan';
 import type { ComputeContext, JobScope } from './job-scope';
 import { UnrecoverableJobError } from './protocol';
+import { openBatches, type BatchSource } from './training-data';
 
 /*
  * What every training job (a shard, a round's slice) does around its steps: read the run and its
@@ -29,10 +24,10 @@ import { UnrecoverableJobError } from './protocol';
  * fail the run on a non-finite loss, export the teacher once the run is finished.
  */
 
-/** The trainer and the augmentation threads of one job, closed together. */
+/** The trainer and the batches of one job, closed together. */
 export interface TrainingSession {
   trainer: ReplicatedTrainer;
-  pool: AugmentPool | undefined;
+  batches: BatchSource;
   replicas: number;
   close(): Promise<void>;
 }
@@ -65,39 +60,40 @@ export function runConfigOf(run: RunRecord): RunConfig {
   }
 }
 
-export async function trainingData(ctx: ComputeContext, run: RunRecord): Promise<DecodedSplit> {
-  const { data } = await ctx.datasets.split(run.datasetName, 'train', run.datasetSize);
-  if (data.count !== run.datasetSize) {
-    throw new UnrecoverableJobError(
-      `run ${run.runId}: dataset "${run.datasetName}" has ${data.count} training images, the run was planned for ${run.datasetSize}`,
-    );
-  }
-  return data;
-}
-
+/**
+ * Opens the job's batches (held in memory or streamed: see training-data.ts) and its trainer, which
+ * trains the steps of `start.lane` (every step from `start.step` without one) below `toStep`.
+ */
 export async function openSession(
   ctx: ComputeContext,
   run: RunRecord,
   config: RunConfig,
-  data: DecodedSplit,
   start: TrainerStart,
+  toStep: number,
 ): Promise<TrainingSession> {
   const replicas = resolveReplicas(ctx.trainReplicas, ctx.backend, config.train.batchSize);
   const dataThreads = resolveDataThreads(ctx.dataThreads, replicas);
-  const pool = dataThreads > 0 ? AugmentPool.start(data, dataThreads) : undefined;
+  const lane = start.lane ?? { start: start.step, stride: 1 };
+  const batches = await openBatches(
+    ctx,
+    run,
+    { augment: config.augment, seed: config.train.seed, batchSize: config.train.batchSize },
+    { fromStep: lane.start, toStep, stride: lane.stride },
+    dataThreads,
+  );
   let trainer: ReplicatedTrainer;
   try {
     trainer = await openTrainer(ctx, run, config, start, replicas);
   } catch (error) {
-    await pool?.close();
+    await batches.close();
     throw error;
   }
   const session: TrainingSession = {
     trainer,
-    pool,
+    batches,
     replicas,
     close: async () => {
-      await Promise.all([trainer.dispose(), pool?.close()]);
+      await Promise.all([trainer.dispose(), batches.close()]);
     },
   };
   if (trainer.totalSteps !== run.totalSteps) {
@@ -130,13 +126,14 @@ async function openTrainer(
   return trainer;
 }
 
-/** "2 replicas and 1 augmentation thread", for the line a job logs when it starts. */
+/** "2 replicas and 1 augmentation thread, data streamed (why)", for the line a job logs when it starts. */
 export function describeSession(session: TrainingSession): string {
-  const { replicas, pool } = session;
-  const threads = pool?.threads ?? 0;
+  const { replicas, batches } = session;
+  const { threads, choice } = batches;
   return (
     `${replicas} replica${replicas > 1 ? 's' : ''} and ` +
-    `${threads === 0 ? 'augmentation on the main thread' : `${threads} augmentation thread${threads > 1 ? 's' : ''}`}`
+    `${threads === 0 ? 'augmentation on the main thread' : `${threads} augmentation thread${threads > 1 ? 's' : ''}`}, ` +
+    `data ${choice.mode === 'memory' ? 'held in memory' : 'streamed from shards'} (${choice.reason})`
   );
 }
 
@@ -146,11 +143,10 @@ export async function trainOrFail(
   scope: JobScope,
   run: RunRecord,
   session: TrainingSession,
-  data: DecodedSplit,
   toStep: number,
 ): Promise<StepMetricsLine[]> {
   try {
-    return await trainSteps(session, data, toStep, scope);
+    return await trainSteps(session, toStep, scope);
   } catch (error) {
     if (error instanceof NonFiniteLossError) {
       await ctx.runs.update(run.runId, failRun(error.message, scope.job.workerId));
@@ -166,21 +162,38 @@ export async function trainOrFail(
  */
 async function trainSteps(
   session: TrainingSession,
-  data: DecodedSplit,
   toStep: number,
   scope: JobScope,
 ): Promise<StepMetricsLine[]> {
-  const { trainer, pool } = session;
-  const { config } = trainer;
-  const sampling = { seed: config.train.seed, batchSize: config.train.batchSize, pool };
+  const { trainer, batches } = session;
   const lines: StepMetricsLine[] = [];
+  let warned = 0;
   await runSteps({
     trainer,
     toStep,
-    batchFor: (step: number): Promise<TrainingBatch> => trainingBatch(data, config.augment, sampling, step),
+    batchFor: (step) => batches.batchFor(step),
     beforeStep: () => scope.throwIfAbandoned(),
     onStep: (metrics) => {
-      lines.push(stepMetricsLine(metrics, pool?.threads ?? 0));
+      const skipped = batches.skipped();
+      if (skipped.images + skipped.shards > warned) {
+        warned = skipped.images + skipped.shards;
+        scope.log('warn', `unusable data skipped: ${skipped.reasons.slice(-3).join('; ')}`, {
+          skippedImages: skipped.images,
+          skippedShards: skipped.shards,
+        });
+      }
+      lines.push(
+        stepMetricsLine(
+          {
+            ...metrics,
+            dataMode: batches.choice.mode,
+            ...(skipped.images + skipped.shards > 0
+              ? { skippedImages: skipped.images, skippedShards: skipped.shards }
+              : {}),
+          },
+          batches.threads,
+        ),
+      );
       scope.progress({
         step: metrics.step,
         toStep,

@@ -5,3 +5,4 @@ export * from './streaming-reader';
 export * from './keyed-augment';
 export * from './augment-pool';
 export * from './streaming-batches';
+export * from './tar-index';

@@ -94,6 +94,23 @@ export class StreamingSampleOrder {
     return new StreamingSampleOrder({ shardCounts: split.shards.map((s) => s.count), seed, windowSize });
   }
 
+  /**
+   * The order of the split's first `count` samples (a split loaded with a limit): its shards cut
+   * where the limit falls. The window is the whole split's default, so a limit changes nothing else.
+   */
+  static forPrefix(split: SplitInfo, count: number, seed: number): StreamingSampleOrder {
+    const all = split.shards.map((s) => s.count);
+    const shardCounts: number[] = [];
+    let left = count;
+    for (const c of all) {
+      if (left <= 0) break;
+      shardCounts.push(Math.min(c, left));
+      left -= c;
+    }
+    if (left > 0) throw new Error(`the split has ${split.count} samples, fewer than ${count}`);
+    return new StreamingSampleOrder({ shardCounts, seed, windowSize: defaultShuffleWindow(all) });
+  }
+
   get shardCount(): number {
     return this.shardCounts.length;
   }

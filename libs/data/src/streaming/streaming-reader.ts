@@ -1,18 +1,20 @@
+import { open, type FileHandle } from 'node:fs/promises';
 import type { ImageSource } from '../augment/multi-crop';
 import { mapLimit } from '../concurrency';
 import { createDecodeCounter, decodeSample, type DecodedSample } from '../decode';
 import { shardKey, splitOf, type DatasetManifest, type ShardInfo, type SplitInfo } from '../manifest';
-import { readShardSamples, ShardIntegrityError, type ShardSample } from '../shard-reader';
+import { ShardIntegrityError, type ShardSample } from '../shard-reader';
 import { PinnedLru } from './pinned-lru';
 import type { StreamingSampleOrder } from './sample-order';
-import { ShardCache, ShardUnavailableError, type ShardCacheStats } from './shard-cache';
+import { ShardCache, ShardUnavailableError, type PinnedShard, type ShardCacheStats } from './shard-cache';
+import { indexBytes, indexShardSamples, type IndexedSample, type MemberRange } from './tar-index';
 
 /**
- * Decoded images for a step's batch, read from the shards its samples live in, with only a bounded
- * set of shards in memory. A shard is parsed once into its encoded samples and kept in a byte-
- * bounded LRU; images are decoded on demand for each batch. Decoding the whole shard up front would
- * cost the same (every sample is decoded once per epoch either way) but hold decoded pixels, several
- * times the encoded size, for every open shard.
+ * Decoded images for a step's batch, read from the cached shard files its samples live in, with
+ * memory that does not depend on the shards' sizes. A shard is indexed once (where each sample's
+ * members lie in the file: tens of bytes per sample) and the index kept in a byte-bounded LRU; a
+ * batch's images are read from the cached files at those offsets and decoded on demand, so neither
+ * whole shards nor decoded pixels are held beyond the batches in preparation.
  *
  * Unusable samples: an image that is missing, truncated, undecodable or of the wrong size, or every
  * sample of a shard that could not be fetched intact, is skipped and counted, never fatal. A batch
@@ -34,11 +36,7 @@ export interface StreamingReaderOptions {
   order: StreamingSampleOrder;
   /** Output channels; defaults to the manifest's. */
   channels?: 1 | 3;
-  /**
-   * Parsed shards kept in memory, counted in their tar bytes; the shards of batches being read are
-   * held until those batches are done. Default: two windows' worth of samples in stored bytes (a
-   * batch and its replacements fall within two windows), at least 256 MiB.
-   */
+  /** Shard indexes kept in memory, in bytes (default 32 MiB: about 300,000 samples' worth). */
   maxOpenShardBytes?: number;
   /** Images decoded at once (default 4); PNGs decode on this thread, other formats in sharp's pool. */
   decodeConcurrency?: number;
@@ -73,11 +71,11 @@ export interface StreamingReaderStats {
   cache: ShardCacheStats;
 }
 
-const MIN_OPEN_SHARD_BYTES = 256 * 1024 * 1024;
+const DEFAULT_INDEX_BYTES = 32 * 1024 * 1024;
 const MAX_LISTED_REASONS = 20;
 
-/** A parsed shard: its samples in tar order, or undefined when it had to be skipped. */
-type OpenShard = ShardSample[] | undefined;
+/** A shard's index: its samples in tar order, or undefined when the shard had to be skipped. */
+type OpenShard = IndexedSample[] | undefined;
 
 export class StreamingSplitReader {
   readonly order: StreamingSampleOrder;
@@ -85,7 +83,7 @@ export class StreamingSplitReader {
   readonly width: number;
   readonly channels: 1 | 3;
   private readonly split: SplitInfo;
-  private readonly open: PinnedLru<ShardSample[]>;
+  private readonly open: PinnedLru<IndexedSample[]>;
   private readonly opening = new Map<number, Promise<OpenShard>>();
   /** Shards given up on, by index, with the reason. */
   private readonly skippedShards = new Map<number, string>();
@@ -109,14 +107,7 @@ export class StreamingSplitReader {
     this.height = options.manifest.imageSize.height;
     this.width = options.manifest.imageSize.width;
     this.channels = options.channels ?? options.manifest.imageSize.channels;
-    const bytesPerSample = this.split.shards.reduce(
-      (max, sh) => (sh.count > 0 ? Math.max(max, sh.bytes / sh.count) : max),
-      0,
-    );
-    const twoWindows = Math.ceil(2 * options.order.windowSize * bytesPerSample);
-    this.open = new PinnedLru<ShardSample[]>(
-      options.maxOpenShardBytes ?? Math.max(MIN_OPEN_SHARD_BYTES, twoWindows),
-    );
+    this.open = new PinnedLru<IndexedSample[]>(options.maxOpenShardBytes ?? DEFAULT_INDEX_BYTES);
   }
 
   get frameBytes(): number {
@@ -221,34 +212,70 @@ export class StreamingSplitReader {
       else byShard.set(shard, [k]);
     }
     const out: (Decoded | undefined)[] = Array.from({ length: indices.length }, () => undefined);
-    const shards = [...byShard.keys()];
-    const opened = await Promise.all(shards.map((s) => this.openShard(s)));
-    const jobs: { k: number; shard: number; samples: OpenShard }[] = [];
-    for (const [i, shard] of shards.entries())
-      for (const k of byShard.get(shard)!) jobs.push({ k, shard, samples: opened[i] });
-    await mapLimit(jobs, this.options.decodeConcurrency ?? 4, async ({ k, shard, samples }) => {
-      out[k] = await this.decodeOne(indices[k], shard, samples);
-    });
+    await Promise.all([...byShard].map(([shard, ks]) => this.decodeFromShard(shard, ks, indices, out)));
     return out;
   }
 
-  private async decodeOne(index: number, shard: number, samples: OpenShard): Promise<Decoded | undefined> {
-    if (!samples) return undefined;
-    const file = this.shardInfo(shard).file;
-    const sample = samples[index - this.order.shardStart(shard)];
-    if (!sample)
+  /** Decodes the batch entries `ks` (all of shard `shard`) from the cached file, pinned meanwhile. */
+  private async decodeFromShard(
+    shard: number,
+    ks: readonly number[],
+    indices: readonly number[],
+    out: (Decoded | undefined)[],
+  ): Promise<void> {
+    const samples = await this.openShard(shard);
+    if (!samples) return;
+    const pinned = await this.pinShard(shard);
+    if (!pinned) return;
+    const file = await open(pinned.path, 'r');
+    try {
+      await mapLimit(ks, this.options.decodeConcurrency ?? 4, async (k) => {
+        out[k] = await this.decodeOne(indices[k], shard, samples, file);
+      });
+    } finally {
+      await file.close();
+      pinned.release();
+    }
+  }
+
+  /** The shard's cached file, pinned; undefined (the shard skipped) when it cannot be had intact. */
+  private async pinShard(shard: number): Promise<PinnedShard | undefined> {
+    try {
+      return await this.options.cache.get(this.shardInfo(shard));
+    } catch (err) {
+      if (!(err instanceof ShardUnavailableError)) throw err;
+      if (!this.skippedShards.has(shard)) this.skippedShards.set(shard, err.message);
+      return undefined;
+    }
+  }
+
+  private async decodeOne(
+    index: number,
+    shard: number,
+    samples: IndexedSample[],
+    file: FileHandle,
+  ): Promise<Decoded | undefined> {
+    const name = this.shardInfo(shard).file;
+    const entry = samples[index - this.order.shardStart(shard)];
+    if (!entry)
       return this.skipImage(
         index,
-        `${file}/#${index - this.order.shardStart(shard)}`,
+        `${name}/#${index - this.order.shardStart(shard)}`,
         'missing from the shard',
       );
+    const sample: ShardSample = {
+      key: entry.key,
+      image: entry.image && (await readRange(file, entry.image)),
+      label: entry.label,
+      mask: entry.mask && (await readRange(file, entry.mask)),
+    };
     const counter = createDecodeCounter();
     const d = await decodeSample(
       sample,
       { channels: this.channels, width: this.width, height: this.height },
       counter,
     );
-    if (!d) return this.skipImage(index, `${file}/${sample.key}`, counter.skippedReasons[0] ?? 'unusable');
+    if (!d) return this.skipImage(index, `${name}/${sample.key}`, counter.skippedReasons[0] ?? 'unusable');
     return { ...d, index };
   }
 
@@ -278,10 +305,8 @@ export class StreamingSplitReader {
     const info = this.shardInfo(shard);
     const where = shardKey(this.options.manifest.name, info.file);
     try {
-      const bytes = await this.options.cache.read(info);
-      const samples: ShardSample[] = [];
-      for await (const s of readShardSamples(bytes, where)) samples.push(s);
-      this.open.set(String(shard), samples, info.bytes);
+      const samples = indexShardSamples(await this.options.cache.read(info), where);
+      this.open.set(String(shard), samples, indexBytes(samples));
       return samples;
     } catch (err) {
       if (!(err instanceof ShardUnavailableError || err instanceof ShardIntegrityError)) throw err;
@@ -292,3 +317,11 @@ export class StreamingSplitReader {
 }
 
 type Decoded = DecodedSample & { index: number };
+
+async function readRange(file: FileHandle, range: MemberRange): Promise<Uint8Array> {
+  // A Buffer, as the in-memory loader hands to the decoder, so both report a bad image alike.
+  const bytes = Buffer.alloc(range.length);
+  const { bytesRead } = await file.read(bytes, 0, range.length, range.offset);
+  if (bytesRead !== range.length) throw new Error(`short read: ${bytesRead} of ${range.length} bytes`);
+  return bytes;
+}

@@ -21,7 +21,6 @@ import {
   openSession,
   readRun,
   runConfigOf,
-  trainingData,
   trainOrFail,
   type TrainingSession,
 } from '../training-session';
@@ -133,15 +132,13 @@ async function trainAndCommit(work: ShardWork, base: ResultBase): Promise<TrainS
   }
   const claim = claimRun(scope.job.workerId, ctx.backend.name);
   if (claim(run) !== null) await ctx.runs.update(run.runId, claim);
-  const data = await trainingData(ctx, run);
-  scope.throwIfAbandoned();
-
   const files =
     plan.resumeFrom === null ? null : (await work.artifacts.loadCheckpoint(plan.resumeFrom)).files;
-  const session = await openSession(ctx, run, work.config, data, { files, step: plan.startStep });
+  scope.throwIfAbandoned();
+  const session = await openSession(ctx, run, work.config, { files, step: plan.startStep }, plan.toStep);
   try {
     logStart(work, session);
-    const lines = await trainOrFail(ctx, scope, run, session, data, plan.toStep);
+    const lines = await trainOrFail(ctx, scope, run, session, plan.toStep);
     const commit = await commitShard(work, session.trainer, lines);
     const last = lines[lines.length - 1];
     const updated = await ctx.runs.update(

@@ -4,14 +4,7 @@ import { planSlice, recordSliceDone } from '../../round-plan';
 import { cancelRun, claimRun } from '../../shard-plan';
 import type { ComputeContext, JobScope } from '../job-scope';
 import { UnrecoverableJobError } from '../protocol';
-import {
-  describeSession,
-  openSession,
-  readRun,
-  runConfigOf,
-  trainingData,
-  trainOrFail,
-} from '../training-session';
+import { describeSession, openSession, readRun, runConfigOf, trainOrFail } from '../training-session';
 
 export interface TrainSliceResult {
   outcome: 'trained' | 'already-committed' | 'cancelled' | 'skipped';
@@ -84,12 +77,10 @@ async function trainAndCommitSlice(
   const config = runConfigOf(run);
   const claim = claimRun(scope.job.workerId, ctx.backend.name);
   if (claim(run) !== null) run = await ctx.runs.update(run.runId, claim);
-  const data = await trainingData(ctx, run);
-  scope.throwIfAbandoned();
-
   const files = resumeFrom === null ? null : (await artifacts.loadCheckpoint(resumeFrom)).files;
   const lane = { start: job.fromStep + job.slice, stride: job.slices };
-  const session = await openSession(ctx, run, config, data, { files, step: job.fromStep, lane });
+  scope.throwIfAbandoned();
+  const session = await openSession(ctx, run, config, { files, step: job.fromStep, lane }, job.toStep);
   try {
     scope.log(
       'info',
@@ -98,7 +89,7 @@ async function trainAndCommitSlice(
       { attempt: scope.job.attempt },
       true,
     );
-    const lines = await trainOrFail(ctx, scope, run, session, data, job.toStep);
+    const lines = await trainOrFail(ctx, scope, run, session, job.toStep);
     // Metrics first: a result is only ever visible together with the lines that explain it.
     await artifacts.writeShardMetrics(sliceMetricsName(job), lines);
     const commit = await artifacts.commitSliceResult(job, await session.trainer.checkpointFiles());
