@@ -13,7 +13,8 @@ export interface ShardSample {
   mask?: Uint8Array;
 }
 
-const IMAGE_EXTENSIONS = new Set(['png', 'jpg', 'jpeg', 'webp']);
+/** Member extensions read as a sample's image. */
+export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set(['png', 'jpg', 'jpeg', 'webp']);
 
 /** A shard whose size or sha256 differs from the manifest's, or that is not a readable tar. */
 export class ShardIntegrityError extends PermanentDataError {
@@ -27,14 +28,15 @@ export class ShardIntegrityError extends PermanentDataError {
 }
 
 /** WebDataset naming: the key is the path up to the first dot of the file name, the rest is the extension. */
-function splitMemberName(name: string): { key: string; ext: string } {
+export function splitMemberName(name: string): { key: string; ext: string } {
   const slash = name.lastIndexOf('/');
   const dot = name.indexOf('.', slash + 1);
   if (dot < 0) return { key: name, ext: '' };
   return { key: name.slice(0, dot), ext: name.slice(dot + 1).toLowerCase() };
 }
 
-function parseLabel(body: Uint8Array, shard: string, key: string): number {
+/** A `.cls` member's class index. */
+export function parseLabel(body: Uint8Array, shard: string, key: string): number {
   const text = Buffer.from(body).toString('ascii').trim();
   if (!/^\d+$/.test(text))
     throw new ShardIntegrityError(

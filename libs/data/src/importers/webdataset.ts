@@ -3,6 +3,7 @@ import { stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
 import { DatasetSourceError } from '../errors';
+import { IMAGE_EXTENSIONS, splitMemberName } from '../shard-reader';
 import {
   ImageSplitImport,
   type ImageSplitOptions,
@@ -51,7 +52,6 @@ export async function localTarSources(paths: string[]): Promise<TarSource[]> {
   );
 }
 
-const IMAGE_EXTENSIONS = new Set(['png', 'jpg', 'jpeg', 'webp']);
 const BATCH = 64;
 
 /** A tar that ended early or is not a tar: the members read before the fault still count. */
@@ -60,13 +60,6 @@ class TarReadError extends Error {}
 interface Member {
   name: string;
   body: Uint8Array;
-}
-
-/** WebDataset naming: the key is the path up to the first dot of the file name, the rest is the extension. */
-function splitMemberName(name: string): { key: string; ext: string } {
-  const dot = name.indexOf('.', name.lastIndexOf('/') + 1);
-  if (dot < 0) return { key: name, ext: '' };
-  return { key: name.slice(0, dot), ext: name.slice(dot + 1).toLowerCase() };
 }
 
 /**

@@ -1,4 +1,4 @@
-import { ShardIntegrityError } from '../shard-reader';
+import { IMAGE_EXTENSIONS, parseLabel, ShardIntegrityError, splitMemberName } from '../shard-reader';
 
 /**
  * Where each sample's members lie in a tar shard, so a reader can keep the index (tens of bytes per
@@ -26,7 +26,6 @@ export interface IndexedSample {
 }
 
 const BLOCK = 512;
-const IMAGE_EXTENSIONS = new Set(['png', 'jpg', 'jpeg', 'webp']);
 const decoder = new TextDecoder();
 
 function text(bytes: Uint8Array, start: number, length: number): string {
@@ -61,23 +60,6 @@ function paxPath(body: Uint8Array): string | undefined {
     at += length;
   }
   return undefined;
-}
-
-function splitMemberName(name: string): { key: string; ext: string } {
-  const slash = name.lastIndexOf('/');
-  const dot = name.indexOf('.', slash + 1);
-  if (dot < 0) return { key: name, ext: '' };
-  return { key: name.slice(0, dot), ext: name.slice(dot + 1).toLowerCase() };
-}
-
-function parseLabel(body: Uint8Array, shard: string, key: string): number {
-  const value = decoder.decode(body).trim();
-  if (!/^\d+$/.test(value))
-    throw new ShardIntegrityError(
-      shard,
-      `sample ${key}: .cls member "${value.slice(0, 20)}" is not an integer`,
-    );
-  return Number(value);
 }
 
 /** The samples of a tar archive in order, with the byte ranges of their members. */
