@@ -46,7 +46,8 @@ describe('job catalogue', () => {
 });
 
 describe('JobProducer (real Redis)', () => {
-  const producer = new JobProducer(redisConnectionFromEnv());
+  // A prefix of its own: obliterating the queue must never touch a live stack's jobs.
+  const producer = new JobProducer(redisConnectionFromEnv(), `dinoq-test-${process.pid}`);
   afterAll(() => producer.close());
 
   it('enqueues typed jobs idempotently and refuses the wrong queue', async () => {
