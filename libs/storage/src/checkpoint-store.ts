@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { encodeJson, isNotFound, JSON_CONTENT_TYPE, readJson, type ArtifactStore } from './artifact-store';
 import { ChecksumMismatchError, NotFoundError, StorageError, UnreadableObjectError } from './errors';
 import {
-  checkpointFileKey,
+  checkpointFolderFileKey,
   checkpointPrefix,
   checkpointsPrefix,
   COMMIT_MARKER_FILE,
@@ -65,13 +65,7 @@ export function checkpointAt(runId: string, step: number): CheckpointLocation {
   return { runId, step, prefix: checkpointPrefix(runId, step), label: `${runId}@${formatStep(step)}` };
 }
 
-function fileKeyIn(at: CheckpointLocation, file: string): string {
-  if (at.prefix === checkpointPrefix(at.runId, at.step)) return checkpointFileKey(at.runId, at.step, file);
-  const name = validateFileName('checkpointFile', file);
-  if (name === COMMIT_MARKER_FILE)
-    throw new StorageError(`${at.label}: ${name} is reserved for the commit record`);
-  return `${at.prefix}${name}`;
-}
+const fileKeyIn = (at: CheckpointLocation, file: string) => checkpointFolderFileKey(at.prefix, file);
 
 const commitKeyOf = (at: CheckpointLocation) => `${at.prefix}${COMMIT_MARKER_FILE}`;
 

@@ -136,6 +136,11 @@ export function checkpointPrefix(runId: string, step: number): string {
 }
 
 export function checkpointFileKey(runId: string, step: number, file: string): string {
+  return checkpointFolderFileKey(checkpointPrefix(runId, step), file);
+}
+
+/** A file in a folder committed like a checkpoint (a run's checkpoint, a slice's result). */
+export function checkpointFolderFileKey(prefix: string, file: string): string {
   const name = validateFileName('checkpointFile', file);
   if (name === COMMIT_MARKER_FILE) {
     throw new InvalidIdError(
@@ -144,7 +149,7 @@ export function checkpointFileKey(runId: string, step: number, file: string): st
       `${COMMIT_MARKER_FILE} is reserved for the commit record`,
     );
   }
-  return `${checkpointPrefix(runId, step)}${name}`;
+  return `${prefix}${name}`;
 }
 
 export function checkpointCommitKey(runId: string, step: number): string {

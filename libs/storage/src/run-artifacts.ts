@@ -6,6 +6,7 @@ import {
   listCommitted,
   loadAt,
   loadCheckpoint,
+  readCheckpointCommit,
   readCommitAt,
   type CheckpointCommit,
   type CheckpointLocation,
@@ -60,6 +61,11 @@ export class RunArtifacts {
   /** The newest committed step, or null when nothing is committed yet. */
   newestCommit(): Promise<number | null> {
     return latestCommitted(this.store, this.runId);
+  }
+
+  /** The COMMITTED record of a step (which files it holds), or null when the step is not committed. */
+  checkpointCommit(step: number): Promise<CheckpointCommit | null> {
+    return readCheckpointCommit(this.store, this.runId, step);
   }
 
   /** Every file of a committed step, or only those in `only`, each checked against the record. */

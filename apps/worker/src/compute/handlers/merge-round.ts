@@ -167,8 +167,8 @@ async function roundStart(
   startFrom: number | null,
 ): Promise<Record<string, Uint8Array>> {
   if (startFrom !== null) {
-    const { commit } = await artifacts.loadCheckpoint(startFrom, ['state.json']);
-    const wanted = ['student.safetensors', ...(commit.files[OUTER_STATE_FILE] ? [OUTER_STATE_FILE] : [])];
+    const commit = await artifacts.checkpointCommit(startFrom);
+    const wanted = ['student.safetensors', ...(commit?.files[OUTER_STATE_FILE] ? [OUTER_STATE_FILE] : [])];
     return (await artifacts.loadCheckpoint(startFrom, wanted)).files;
   }
   const initial = DinoTrainer.create(config, run.datasetSize);
