@@ -2,7 +2,8 @@
 # dinoq HTTP API (apps/api). Build from the repository root:
 #   docker build -f infra/docker/api.Dockerfile -t dinoq/api .
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+# Exact versions; scripts/pin-image-digests.sh adds the @sha256 digest each tag points at today.
+ARG NODE_IMAGE=node:24.20.0-bookworm-slim
 
 # ---- build: install every dependency, compile the workspaces, then drop the dev dependencies ----
 FROM ${NODE_IMAGE} AS build
@@ -31,8 +32,8 @@ WORKDIR /app
 COPY --from=build /app /app
 USER node
 EXPOSE 3000
-# The slim image has no curl; Node 20's global fetch does the probe.
+# The slim image has no curl; Node's global fetch does the probe.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/health/ready').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["node", "apps/api/dist/main.js"]

@@ -72,6 +72,11 @@ beforeAll(async () => {
   await importer.stop();
 });
 
+afterAll(async () => {
+  await stack?.close();
+  await redis?.close();
+});
+
 test('3 rounds × 2 slices on two worker processes: each round merged once, slices spread over both', async () => {
   const workers = await startWorkers('a', 'b');
   const created = await stack.createRun('reference', ROUNDS);

@@ -1,3 +1,4 @@
+import { DEFAULT_DEMAND_LOOKAHEAD_MS } from '@dinoq/jobs';
 import {
   DEFAULT_RECONCILE_INTERVAL_MS,
   DEFAULT_STEP_LIMITS,
@@ -13,6 +14,7 @@ export interface ApiEnv {
   reconcileIntervalMs: number;
   uploadMaxTotalPixels: number;
   stepLimits: StepLimits;
+  demandLookaheadMs: number;
 }
 
 function integerSetting(
@@ -65,6 +67,8 @@ export function readApiEnv(env: NodeJS.ProcessEnv = process.env): ApiEnv {
       1,
       Number.MAX_SAFE_INTEGER,
     ),
+    demandLookaheadMs:
+      integerSetting(env, 'DINOQ_DEMAND_LOOKAHEAD_S', DEFAULT_DEMAND_LOOKAHEAD_MS / 1000, 0, 86_400) * 1000,
     stepLimits: {
       maxStepMemoryBytes: integerSetting(
         env,

@@ -1,5 +1,5 @@
 import type { RedisOptions } from 'bullmq';
-import { QUEUE_PREFIX } from '@dinoq/jobs';
+import { DEFAULT_DEMAND_LOOKAHEAD_MS, QUEUE_PREFIX } from '@dinoq/jobs';
 import type { ObjectStore } from '@dinoq/storage';
 
 /** What the API needs from outside; tests pass a real s3rver-backed store and a real Redis. */
@@ -20,6 +20,8 @@ export interface ApiDeps {
   stepLimits?: Partial<StepLimits>;
   /** Pixels all images of one attention upload may hold together (header figures, before decoding). */
   uploadMaxTotalPixels?: number;
+  /** Delayed jobs due within this many ms count as queue demand (see QueueDemand). Default 120 s. */
+  demandLookaheadMs?: number;
 }
 
 export interface ApiOptions {
@@ -32,6 +34,7 @@ export interface ApiOptions {
   reconcileOnStart: boolean;
   stepLimits: StepLimits;
   uploadMaxTotalPixels: number;
+  demandLookaheadMs: number;
 }
 
 export const API_OPTIONS = Symbol('API_OPTIONS');
@@ -57,6 +60,10 @@ export function resolveApiOptions(deps: ApiDeps): ApiOptions {
   if (!Number.isSafeInteger(uploadMaxTotalPixels) || uploadMaxTotalPixels < 1) {
     throw new Error(`uploadMaxTotalPixels must be a positive integer, got ${uploadMaxTotalPixels}`);
   }
+  const demandLookaheadMs = deps.demandLookaheadMs ?? DEFAULT_DEMAND_LOOKAHEAD_MS;
+  if (!Number.isSafeInteger(demandLookaheadMs) || demandLookaheadMs < 0) {
+    throw new Error(`demandLookaheadMs must be a non-negative integer, got ${demandLookaheadMs}`);
+  }
   const queuePrefix = deps.queuePrefix ?? QUEUE_PREFIX;
   if (!/^[A-Za-z0-9_-]+$/.test(queuePrefix)) {
     throw new Error(`queuePrefix must be letters, digits, '-' or '_', got ${JSON.stringify(queuePrefix)}`);
@@ -71,6 +78,7 @@ export function resolveApiOptions(deps: ApiDeps): ApiOptions {
     reconcileOnStart: deps.reconcileOnStart ?? true,
     stepLimits: resolveStepLimits(deps.stepLimits),
     uploadMaxTotalPixels,
+    demandLookaheadMs,
   };
 }
 

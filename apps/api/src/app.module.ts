@@ -12,6 +12,7 @@ import { EvaluationsController } from './evaluations/evaluations.controller';
 import { EvaluationsService } from './evaluations/evaluations.service';
 import { HealthController } from './health/health.controller';
 import { HealthService } from './health/health.service';
+import { ServingState } from './health/serving-state';
 import { ApiExceptionFilter } from './http/api-exception.filter';
 import { ApiKeyGuard } from './http/api-key.guard';
 import { ApiKeyVerifier } from './http/api-key-verifier';
@@ -72,6 +73,7 @@ export function createApiModule(deps: ApiDeps): DynamicModule {
       AttentionService,
       SchedulesService,
       ArtifactsService,
+      ServingState,
       HealthService,
       MetricsService,
       ReconcileService,

@@ -41,6 +41,7 @@ async function main(): Promise<void> {
     reconcileIntervalMs: env.reconcileIntervalMs,
     stepLimits: env.stepLimits,
     uploadMaxTotalPixels: env.uploadMaxTotalPixels,
+    demandLookaheadMs: env.demandLookaheadMs,
     port: env.port,
     host: env.host,
     logger: logLevels,
@@ -48,7 +49,8 @@ async function main(): Promise<void> {
     queuePrefix: process.env.DINOQ_QUEUE_PREFIX || undefined,
   });
   logger.log(
-    `listening on ${api.url} (storage ${storage.endpoint ?? 'AWS S3'}, bucket ${storage.bucket}); docs at /docs`,
+    `listening on ${api.url} (storage ${storage.endpoint ?? 'AWS S3'}, bucket ${storage.bucket}` +
+      `${storage.publicEndpoint !== storage.endpoint ? `, presigned URLs on ${storage.publicEndpoint}` : ''}); docs at /docs`,
   );
 
   let stopping = false;

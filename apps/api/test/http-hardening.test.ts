@@ -165,6 +165,7 @@ describe('authentication before bodies', () => {
   it('keeps @Public() routes open and nothing else', async () => {
     expect(publicRoutes([RunsController, HealthController])).toEqual([
       { method: 'get', path: '/health' },
+      { method: 'get', path: '/health/ready' },
       { method: 'get', path: '/health/live' },
     ]);
     expect((await t.http.get('/health/live')).status).toBe(200);

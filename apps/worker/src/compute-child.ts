@@ -17,6 +17,7 @@ import {
   type ParentMessage,
 } from './compute/protocol';
 import { checkComputeJobs, runComputeJob } from './compute-jobs';
+import { needsGpuSmokeCheck, runGpuSmokeCheck, tfjsGpuProbe } from './gpu-smoke';
 
 function send(message: ChildMessage): void {
   // Once the parent is gone there is nobody to tell; the disconnect handler exits.
@@ -99,6 +100,11 @@ async function main(): Promise<void> {
     // The parent validated the same environment; reading it again keeps one parser.
     settings = readWorkerSettings(process.env);
     backend = await selectBackend();
+    if (needsGpuSmokeCheck(settings.deviceClass, backend)) {
+      log(null, 'info', 'GPU smoke check: a matmul and one training step on the GPU backend');
+      const smoke = await runGpuSmokeCheck(tfjsGpuProbe());
+      log(null, 'info', 'GPU smoke check passed', { ...smoke });
+    }
     storage = await storageFromEnv(process.env);
   } catch (error) {
     send({ type: 'startup-failed', error: serializeError(error, true) });

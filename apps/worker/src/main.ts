@@ -213,24 +213,24 @@ export async function startWorker(options: StartWorkerOptions = {}): Promise<Run
   let stopping: Promise<void> | null = null;
   const shutdown = (reason = 'shutdown requested'): Promise<void> => {
     stopping ??= (async () => {
-      logger.info({ reason, graceMs: settings.shutdownGraceMs, currentJob }, 'worker stopping');
+      logger.info(
+        { reason, graceMs: settings.shutdownGraceMs, abandonWaitMs: settings.abandonWaitMs, currentJob },
+        'worker stopping',
+      );
       shutdownController.abort(new Error(SHUTDOWN_MESSAGE));
       const closing = Promise.all(workers.map((worker) => worker.close()));
       // After the grace period the current job is told to stop at its next safe point; if it
-      // does not within another grace period (a step can be long), the compute process is killed.
+      // does not within abandonWaitMs (a step can be long), the compute process is killed.
       const abandonTimer = setTimeout(() => {
         if (!compute.busy) return;
         logger.warn({ currentJob }, 'grace period over: abandoning the current job');
         compute.abandon(SHUTDOWN_MESSAGE);
       }, settings.shutdownGraceMs);
-      const killTimer = setTimeout(
-        () => {
-          if (!compute.busy) return;
-          logger.error({ currentJob }, 'the current job did not stop: killing the compute process');
-          compute.kill();
-        },
-        settings.shutdownGraceMs + Math.max(5_000, settings.shutdownGraceMs),
-      );
+      const killTimer = setTimeout(() => {
+        if (!compute.busy) return;
+        logger.error({ currentJob }, 'the current job did not stop: killing the compute process');
+        compute.kill();
+      }, settings.shutdownGraceMs + settings.abandonWaitMs);
       try {
         await closing;
       } finally {

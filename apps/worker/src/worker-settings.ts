@@ -9,19 +9,67 @@ import type { DataSettings } from './compute/training-data';
 
 const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 
+export const DEFAULT_SHUTDOWN_GRACE_MS = 20_000;
+/** An abandoned job stops between steps; one step gets at least this long. */
+export const MIN_ABANDON_WAIT_MS = 5_000;
+/** After the job stopped: requeueing it, withdrawing the heartbeat, closing connections. */
+export const SHUTDOWN_CLEANUP_MS = 5_000;
+
+export interface ShutdownTimings {
+  shutdownGraceMs: number;
+  abandonWaitMs: number;
+}
+
+/**
+ * How a worker spends its stop. SIGTERM stops it taking jobs; the current job may run on for
+ * `shutdownGraceMs` (a training shard finishes and commits), is then told to stop at its next safe
+ * point (committing nothing; it resumes from the last commit), and after `abandonWaitMs` more its
+ * compute process is killed.
+ *
+ * The platform kills the whole process `DINOQ_TERMINATION_GRACE_SECONDS` (T) after SIGTERM: the
+ * deployment sets it from the same value as Kubernetes' terminationGracePeriodSeconds or compose's
+ * stop_grace_period, and the worker fits its stop inside it:
+ *   abandonWaitMs   = max(5 s, T / 10)
+ *   shutdownGraceMs = T − abandonWaitMs − 5 s (closing up), unless DINOQ_SHUTDOWN_GRACE_MS is set,
+ *                     which must then fit the same budget.
+ * Without T (a plain process): shutdownGraceMs = DINOQ_SHUTDOWN_GRACE_MS or 20 s, and
+ * abandonWaitMs = max(5 s, shutdownGraceMs), as long as the grace itself.
+ */
+export function shutdownTimings(
+  graceMsSetting: number | undefined,
+  terminationSeconds: number | undefined,
+): ShutdownTimings {
+  if (terminationSeconds === undefined) {
+    const shutdownGraceMs = graceMsSetting ?? DEFAULT_SHUTDOWN_GRACE_MS;
+    return { shutdownGraceMs, abandonWaitMs: Math.max(MIN_ABANDON_WAIT_MS, shutdownGraceMs) };
+  }
+  const terminationMs = terminationSeconds * 1000;
+  const abandonWaitMs = Math.max(MIN_ABANDON_WAIT_MS, Math.floor(terminationMs / 10));
+  const budgetMs = terminationMs - abandonWaitMs - SHUTDOWN_CLEANUP_MS;
+  if (graceMsSetting !== undefined && graceMsSetting > budgetMs) {
+    throw new Error(
+      `DINOQ_SHUTDOWN_GRACE_MS=${graceMsSetting} does not fit DINOQ_TERMINATION_GRACE_SECONDS=${terminationSeconds}: ` +
+        `at most ${budgetMs} ms leaves ${abandonWaitMs} ms for an abandoned job to stop and ` +
+        `${SHUTDOWN_CLEANUP_MS} ms to close; unset it to derive it`,
+    );
+  }
+  return { shutdownGraceMs: graceMsSetting ?? budgetMs, abandonWaitMs };
+}
+
 const optionalText = z
   .string()
   .trim()
   .transform((value) => (value === '' ? undefined : value))
   .optional();
 
-function integerSetting(name: string, fallback: number, min: number, max: number) {
+/** An integer in [min, max], or undefined when unset. */
+function optionalInteger(name: string, min: number, max: number) {
   return z
     .string()
     .trim()
     .optional()
     .transform((raw, ctx) => {
-      if (raw === undefined || raw === '') return fallback;
+      if (raw === undefined || raw === '') return undefined;
       const value = Number(raw);
       if (!Number.isInteger(value) || value < min || value > max) {
         ctx.addIssue({
@@ -32,6 +80,10 @@ function integerSetting(name: string, fallback: number, min: number, max: number
       }
       return value;
     });
+}
+
+function integerSetting(name: string, fallback: number, min: number, max: number) {
+  return optionalInteger(name, min, max).transform((value) => value ?? fallback);
 }
 
 /** A byte count, or undefined when unset (the worker then measures what it can). */
@@ -124,7 +176,12 @@ const envSchema = z.object({
       return z.NEVER;
     }),
   DINOQ_LOCK_MS: integerSetting('DINOQ_LOCK_MS', 30_000, 1_000, 3_600_000),
-  DINOQ_SHUTDOWN_GRACE_MS: integerSetting('DINOQ_SHUTDOWN_GRACE_MS', 20_000, 0, 3_600_000),
+  DINOQ_SHUTDOWN_GRACE_MS: optionalInteger('DINOQ_SHUTDOWN_GRACE_MS', 0, 86_400_000),
+  DINOQ_TERMINATION_GRACE_SECONDS: optionalInteger(
+    'DINOQ_TERMINATION_GRACE_SECONDS',
+    (MIN_ABANDON_WAIT_MS + SHUTDOWN_CLEANUP_MS) / 1000,
+    86_400,
+  ),
   DINOQ_QUEUE_PREFIX: z
     .string()
     .trim()
@@ -175,6 +232,8 @@ export interface WorkerSettings {
   lockMs: number;
   /** How long SIGTERM waits for the current job before abandoning it. */
   shutdownGraceMs: number;
+  /** How long an abandoned job may take to reach its next safe point before its process is killed. */
+  abandonWaitMs: number;
   /** BullMQ key prefix; the API must use the same one. */
   queuePrefix: string;
   /** Decoded datasets kept in the compute process between jobs; also the largest split held in memory. */
@@ -201,6 +260,7 @@ export function readWorkerSettings(env: NodeJS.ProcessEnv = process.env): Worker
     throw new Error(`worker configuration is invalid: ${reasons.join('; ')}`);
   }
   const e = parsed.data;
+  const shutdown = shutdownTimings(e.DINOQ_SHUTDOWN_GRACE_MS, e.DINOQ_TERMINATION_GRACE_SECONDS);
   return {
     redisUrl: e.REDIS_URL ?? 'redis://127.0.0.1:6379',
     storage: {
@@ -215,7 +275,7 @@ export function readWorkerSettings(env: NodeJS.ProcessEnv = process.env): Worker
     queues: e.DINOQ_WORKER_QUEUES,
     backend: e.DINOQ_BACKEND,
     lockMs: e.DINOQ_LOCK_MS,
-    shutdownGraceMs: e.DINOQ_SHUTDOWN_GRACE_MS,
+    ...shutdown,
     queuePrefix: e.DINOQ_QUEUE_PREFIX,
     datasetCacheBytes: e.DINOQ_DATASET_CACHE_MB * 1024 * 1024,
     data: {

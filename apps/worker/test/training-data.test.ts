@@ -1,4 +1,8 @@
-import { importFashionMnist, parseManifest } from '@dinoq/data';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import { importFashionMnist, importImageFolder, parseManifest, type DatasetManifest } from '@dinoq/data';
 import { parseMetricsFiles, type TrainShardJob } from '@dinoq/jobs';
 import { RunArtifacts, datasetManifestKey } from '@dinoq/storage';
 import { trainShard } from '../src/compute/handlers/train-shard';
@@ -25,6 +29,26 @@ describe('training data', () => {
 
   async function lines(runId: string) {
     return parseMetricsFiles(await new RunArtifacts(fixture.ctx.store, runId).metricsFiles()).lines;
+  }
+
+  /** 32 textured photos in 4 classes, each its own size and aspect, imported at their own sizes. */
+  async function importOwnSizeFolder(name: string): Promise<DatasetManifest> {
+    const src = await mkdtemp(path.join(tmpdir(), 'dinoq-own-size-'));
+    try {
+      for (let i = 0; i < IMAGES; i++) {
+        const [width, height] = [20 + ((i * 13) % 41), 20 + ((i * 7) % 37)];
+        const pixels = Buffer.alloc(width * height * 3);
+        for (let k = 0; k < pixels.length; k++) pixels[k] = (k * 29 + i * 61 + ((k * i) % 11) * 7) & 0xff;
+        const img = sharp(pixels, { raw: { width, height, channels: 3 } });
+        const file = path.join(src, `class${i % 4}`, `${i}.${i % 2 ? 'jpg' : 'png'}`);
+        await mkdir(path.dirname(file), { recursive: true });
+        await writeFile(file, await (i % 2 ? img.jpeg() : img.png()).toBuffer());
+      }
+      const result = await importImageFolder({ srcDir: src, store: fixture.ctx.store, name, shardSize: 8 });
+      return result.manifest;
+    } finally {
+      await rm(src, { recursive: true, force: true });
+    }
   }
 
   beforeAll(async () => {
@@ -55,6 +79,28 @@ describe('training data', () => {
     ).toBe(true);
     // The shards were cached on local disk for the next job.
     expect(fixture.ctx.shardCaches.size).toBe(1);
+  });
+
+  it('images of their own sizes: streamed and in-memory data give the same checkpoint bytes', async () => {
+    const manifest = await importOwnSizeFolder('own32');
+    expect(manifest.imageSize).toBeUndefined();
+    fixture.ctx.data.mode = 'memory';
+    await fixture.createRun('own-in-memory', config, 'own32', IMAGES);
+    await train(shard0('own-in-memory'));
+    fixture.ctx.data.mode = 'streaming';
+    await fixture.createRun('own-streamed', config, 'own32', IMAGES);
+    await train(shard0('own-streamed'));
+
+    const [a, b] = await Promise.all([checkpoint('own-in-memory', 2), checkpoint('own-streamed', 2)]);
+    expect(Object.keys(a).length).toBeGreaterThan(0);
+    for (const name of Object.keys(a))
+      expect([name, Buffer.from(b[name]).equals(Buffer.from(a[name]))]).toEqual([name, true]);
+    expect((await lines('own-in-memory')).map((line) => line.dataMode)).toEqual(['memory', 'memory']);
+    expect((await lines('own-streamed')).map((line) => line.dataMode)).toEqual(['streaming', 'streaming']);
+    // The memory-or-streaming choice reads the decoded bytes the import recorded.
+    expect(chooseDataMode({ mode: 'auto', memoryBudgetBytes: 1e9 }, manifest, 'train').decodedBytes).toBe(
+      manifest.splits.train.decoded?.bytes,
+    );
   });
 
   it('a shard damaged in storage is fetched again, then skipped and counted; training goes on', async () => {

@@ -1,5 +1,5 @@
 import { QUEUE_PREFIX, QueueName } from '@dinoq/jobs';
-import { readWorkerSettings } from '../src/worker-settings';
+import { readWorkerSettings, shutdownTimings } from '../src/worker-settings';
 import { scheduledEvalId, scheduledEvalJobId } from '../src/evaluate-sweep';
 
 describe('readWorkerSettings', () => {
@@ -62,6 +62,41 @@ describe('readWorkerSettings', () => {
     expect(message).toMatch(/DINOQ_BACKEND must be one of/);
     expect(message).toMatch(/DINOQ_LOCK_MS must be an integer in \[1000,/);
     expect(message).toMatch(/DINOQ_TRAIN_REPLICAS must be "auto" or an integer in \[1, 256\], got "0"/);
+  });
+});
+
+describe('shutdown timings', () => {
+  test('without a termination budget: the grace setting (20 s by default), then as long again to stop', () => {
+    expect(readWorkerSettings({})).toMatchObject({ shutdownGraceMs: 20_000, abandonWaitMs: 20_000 });
+    expect(shutdownTimings(0, undefined)).toEqual({ shutdownGraceMs: 0, abandonWaitMs: 5_000 });
+  });
+
+  test('derives the grace from DINOQ_TERMINATION_GRACE_SECONDS so the whole stop fits inside it', () => {
+    // Kubernetes GPU workers: 30 min; the job runs on for 26 min 55 s, gets 3 min to stop, 5 s to close.
+    const gpu = readWorkerSettings({ DINOQ_TERMINATION_GRACE_SECONDS: '1800' });
+    expect(gpu).toMatchObject({ shutdownGraceMs: 1_615_000, abandonWaitMs: 180_000 });
+    for (const seconds of [10, 30, 600, 1800, 86_400]) {
+      const { shutdownGraceMs, abandonWaitMs } = shutdownTimings(undefined, seconds);
+      expect(shutdownGraceMs).toBeGreaterThanOrEqual(0);
+      expect(abandonWaitMs).toBeGreaterThanOrEqual(5_000);
+      expect(shutdownGraceMs + abandonWaitMs + 5_000).toBe(seconds * 1000);
+    }
+    // compose's default stop_grace_period of 10 s leaves the job no time to finish, only to stop.
+    expect(shutdownTimings(undefined, 10)).toEqual({ shutdownGraceMs: 0, abandonWaitMs: 5_000 });
+  });
+
+  test('an explicit grace must fit the termination budget, and a budget under 10 s is refused', () => {
+    expect(
+      readWorkerSettings({ DINOQ_TERMINATION_GRACE_SECONDS: '600', DINOQ_SHUTDOWN_GRACE_MS: '60000' }),
+    ).toMatchObject({ shutdownGraceMs: 60_000, abandonWaitMs: 60_000 });
+    expect(() =>
+      readWorkerSettings({ DINOQ_TERMINATION_GRACE_SECONDS: '600', DINOQ_SHUTDOWN_GRACE_MS: '600000' }),
+    ).toThrow(
+      /DINOQ_SHUTDOWN_GRACE_MS=600000 does not fit DINOQ_TERMINATION_GRACE_SECONDS=600: at most 535000 ms/,
+    );
+    expect(() => readWorkerSettings({ DINOQ_TERMINATION_GRACE_SECONDS: '5' })).toThrow(
+      /DINOQ_TERMINATION_GRACE_SECONDS must be an integer in \[10, 86400\], got "5"/,
+    );
   });
 });
 

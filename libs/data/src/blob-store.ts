@@ -10,6 +10,11 @@ export interface BlobStore {
   put(key: string, bytes: Uint8Array): Promise<void>;
   /** Every key that starts with `prefix`, sorted. */
   list?(prefix: string): Promise<string[]>;
+  /**
+   * The object's bytes as a stream, for objects too large to hold (shards); rejects like `get` when
+   * the object is absent. Readers fall back to `get` for stores without it.
+   */
+  getStream?(key: string): Promise<AsyncIterable<Uint8Array>>;
 }
 
 export class BlobNotFoundError extends Error {

@@ -54,7 +54,7 @@ export interface DecodedSample {
 export interface DecodeOptions {
   /** Output channels: gray images are replicated to 3, colour images reduced to luma for 1; alpha is dropped. */
   channels: 1 | 3;
-  /** When given, an image of another size is skipped (a decoded split needs one size). */
+  /** When given (a fixed-size dataset), an image of another size is skipped. */
   width?: number;
   height?: number;
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { BlobNotFoundError, type BlobStore } from './blob-store';
 
@@ -18,6 +18,16 @@ export class FsBlobStore implements BlobStore {
   async get(key: string): Promise<Uint8Array> {
     try {
       return new Uint8Array(await readFile(this.pathOf(key)));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new BlobNotFoundError(key);
+      throw err;
+    }
+  }
+
+  async getStream(key: string): Promise<AsyncIterable<Uint8Array>> {
+    try {
+      // Opened here, so that a missing file rejects now rather than on the first read.
+      return (await open(this.pathOf(key), 'r')).createReadStream();
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new BlobNotFoundError(key);
       throw err;

@@ -7,6 +7,7 @@ export * from './png';
 export * from './shard-writer';
 export * from './shard-reader';
 export * from './decode';
+export * from './images';
 export * from './load-split';
 export * from './importers/idx';
 export * from './importers/fashion-mnist';

@@ -24,10 +24,22 @@ export const shardInfoSchema = z
   })
   .strict();
 
+/** A split of a dataset whose images keep their own sizes: what memory its decoded images need. */
+export const decodedSizeSchema = z
+  .object({
+    /** Bytes of the split's images decoded at the dataset's channel count. */
+    bytes: z.number().int().min(0),
+    /** The largest width or height among them. */
+    maxSide: z.number().int().min(0),
+  })
+  .strict();
+
 export const splitInfoSchema = z
   .object({
     count: z.number().int().min(0),
     shards: z.array(shardInfoSchema),
+    /** Present exactly when the dataset's images keep their own sizes (no `imageSize`). */
+    decoded: decodedSizeSchema.optional(),
   })
   .strict()
   .superRefine((s, ctx) => {
@@ -40,6 +52,14 @@ export const splitInfoSchema = z
       });
   });
 
+const channelsSchema = z.union([z.literal(1), z.literal(3)]);
+
+/**
+ * Two kinds of dataset share one format. Fixed-size (Fashion-MNIST, imports with a resize): every
+ * image has `imageSize`. Images that keep their own sizes (photo imports): the top level has
+ * `channels` and each split records its decoded bytes and largest side, so a worker can choose
+ * memory or streaming without reading a shard.
+ */
 export const manifestSchema = z
   .object({
     name: z.string().regex(DATASET_NAME, DATASET_NAME_RULE),
@@ -48,17 +68,44 @@ export const manifestSchema = z
       .object({
         width: z.number().int().min(1),
         height: z.number().int().min(1),
-        channels: z.union([z.literal(1), z.literal(3)]),
+        channels: channelsSchema,
       })
-      .strict(),
+      .strict()
+      .optional(),
+    channels: channelsSchema.optional(),
     classes: z.array(z.string().min(1)),
     splits: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), splitInfoSchema),
     createdAt: z.iso.datetime(),
   })
-  .strict();
+  .strict()
+  .superRefine((m, ctx) => {
+    if ((m.imageSize === undefined) === (m.channels === undefined))
+      ctx.addIssue({
+        code: 'custom',
+        path: m.imageSize ? ['channels'] : ['imageSize'],
+        message: m.imageSize
+          ? 'must be absent when imageSize is given (channels go in imageSize)'
+          : 'is required unless channels is given (images that keep their own sizes)',
+      });
+    for (const [name, split] of Object.entries(m.splits)) {
+      if (m.imageSize && split.decoded)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['splits', name, 'decoded'],
+          message: 'must be absent when imageSize is given',
+        });
+      if (!m.imageSize && !split.decoded)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['splits', name, 'decoded'],
+          message: 'is required when images keep their own sizes',
+        });
+    }
+  });
 
 export type ShardInfo = z.infer<typeof shardInfoSchema>;
 export type SplitInfo = z.infer<typeof splitInfoSchema>;
+export type DecodedSize = z.infer<typeof decodedSizeSchema>;
 export type DatasetManifest = z.infer<typeof manifestSchema>;
 
 export class ManifestError extends PermanentDataError {
@@ -137,4 +184,30 @@ export function splitOf(manifest: DatasetManifest, split: string): SplitInfo {
     throw new Error(`dataset "${manifest.name}" has no split "${split}" (splits: ${known})`);
   }
   return info;
+}
+
+/** The channel count the dataset's images decode to. */
+export function manifestChannels(manifest: DatasetManifest): 1 | 3 {
+  const channels = manifest.imageSize?.channels ?? manifest.channels;
+  if (channels === undefined) throw new Error(`dataset "${manifest.name}": manifest has no channel count`);
+  return channels;
+}
+
+/** Bytes a split's images take decoded with the dataset's channels. */
+export function splitDecodedBytes(manifest: DatasetManifest, split: string): number {
+  const info = splitOf(manifest, split);
+  const fixed = manifest.imageSize;
+  if (fixed) return info.count * fixed.width * fixed.height * fixed.channels;
+  if (!info.decoded) throw new Error(`dataset "${manifest.name}" split "${split}" has no decoded size`);
+  return info.decoded.bytes;
+}
+
+/** The one size of a fixed-size dataset; `what` names the caller that cannot take images of several sizes. */
+export function fixedImageSize(
+  manifest: DatasetManifest,
+  what: string,
+): NonNullable<DatasetManifest['imageSize']> {
+  if (!manifest.imageSize)
+    throw new Error(`${what}: dataset "${manifest.name}" keeps each image's own size (no imageSize)`);
+  return manifest.imageSize;
 }

@@ -3,12 +3,15 @@ import * as tar from 'tar-stream';
 import type { BlobStore } from './blob-store';
 import { shardFileName, shardKey, type ShardInfo, type SplitInfo } from './manifest';
 
+/** Extensions an image member is written with (shard-reader reads these and `.jpeg`). */
+export type ImageExtension = 'png' | 'jpg' | 'webp';
+
 /** One sample as stored: `<key>.<imageExt>`, `<key>.cls`, optional `<key>.mask.png`. */
 export interface SampleToWrite {
   /** WebDataset key: no dots (the first dot starts the member's extension). */
   key: string;
   image: Uint8Array;
-  imageExt?: 'png' | 'jpg';
+  imageExt?: ImageExtension;
   /** Class index; omitted for unlabelled data. */
   label?: number;
   mask?: Uint8Array;

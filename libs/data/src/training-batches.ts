@@ -1,6 +1,7 @@
 import type { AugmentConfig } from '@dinoq/config';
-import { augmentBatch, type AugmentedBatch, type ImageSource } from './augment/multi-crop';
+import { augmentBatch, type AugmentedBatch } from './augment/multi-crop';
 import type { AugmentPool } from './augment/augment-pool';
+import type { ImageSource } from './images';
 import { batchIndices, epochOfStep } from './sampler';
 
 export interface TrainingBatch extends AugmentedBatch {

@@ -1,5 +1,6 @@
 import { parseRunConfig, type AugmentConfig } from '@dinoq/config';
-import { augmentBatch, type ImageSource } from '../src/augment/multi-crop';
+import { augmentBatch } from '../src/augment/multi-crop';
+import { uniformImages, type ImageSource } from '../src/images';
 import { AugmentPool } from '../src/augment/augment-pool';
 import { trainingBatch } from '../src/training-batches';
 
@@ -14,7 +15,7 @@ const cfg: AugmentConfig = parseRunConfig({
 function rgbImages(count: number, height = 14, width = 12): ImageSource {
   const images = new Uint8Array(count * height * width * 3);
   for (let i = 0; i < images.length; i++) images[i] = (i * 53 + ((i * i) % 13) * 19) & 0xff;
-  return { images, count, height, width, channels: 3 };
+  return uniformImages({ images, count, height, width, channels: 3 });
 }
 
 describe('AugmentPool', () => {

@@ -1,7 +1,12 @@
 import { parseRunConfig, type AugmentConfig } from '@dinoq/config';
-import { evalTransform } from '../src/augment/eval-transform';
+import {
+  evalCropBox,
+  evalCropFraction,
+  evalTransform,
+  REFERENCE_EVAL_CROP_FRACTION,
+} from '../src/augment/eval-transform';
 import { augmentBatch, multiCropViews } from '../src/augment/multi-crop';
-import type { ImageSource } from '../src/augment/multi-crop';
+import { ImageSourceBuilder, imageAt, uniformImages, type ImageSource } from '../src/images';
 
 const cfg: AugmentConfig = parseRunConfig({
   model: { patchSize: 4 },
@@ -12,11 +17,17 @@ const cfg: AugmentConfig = parseRunConfig({
 function grayImages(count: number, height = 12, width = 10): ImageSource {
   const images = new Uint8Array(count * height * width);
   for (let i = 0; i < images.length; i++) images[i] = (i * 37 + ((i * i) % 11) * 23) & 0xff;
-  return { images, count, height, width, channels: 1 };
+  return uniformImages({ images, count, height, width, channels: 1 });
 }
 
 function constantImages(count: number, value: number): ImageSource {
-  return { images: new Uint8Array(count * 8 * 8).fill(value), count, height: 8, width: 8, channels: 1 };
+  return uniformImages({
+    images: new Uint8Array(count * 8 * 8).fill(value),
+    count,
+    height: 8,
+    width: 8,
+    channels: 1,
+  });
 }
 
 function rangeCheck(view: Float32Array, c = cfg): void {
@@ -143,7 +154,7 @@ describe('eval transform', () => {
     const images = new Uint8Array(24);
     for (let y = 0; y < 4; y++) for (let x = 3; x < 6; x++) images[y * 6 + x] = 255;
     const out = evalTransform(
-      { images, count: 1, height: 4, width: 6, channels: 1 },
+      uniformImages({ images, count: 1, height: 4, width: 6, channels: 1 }),
       [0],
       4,
       [0, 0, 0],
@@ -152,5 +163,42 @@ describe('eval transform', () => {
     const row = Array.from({ length: 4 }, (_, x) => out[x * 3]);
     expect(row[0]).toBe(0);
     expect(row[3]).toBe(1);
+  });
+
+  it('centre-crops each image of its own size: the reference Resize(256) + CenterCrop(224) box', () => {
+    // 16 high × 48 wide: 224/256 of the shorter side is 14, centred.
+    expect(evalCropBox(16, 48, REFERENCE_EVAL_CROP_FRACTION)).toEqual({
+      top: 1,
+      left: 17,
+      height: 14,
+      width: 14,
+    });
+    expect(evalCropBox(48, 16, 1)).toEqual({ top: 16, left: 0, height: 16, width: 16 });
+    expect(() => evalCropBox(4, 4, 0)).toThrow('eval crop fraction must be in (0, 1], got 0');
+
+    // A wide image white in its centre columns only and a tall one white in its top rows only.
+    const wide = new Uint8Array(16 * 48);
+    for (let y = 0; y < 16; y++) wide.fill(255, y * 48 + 16, y * 48 + 32);
+    const tall = new Uint8Array(40 * 10);
+    tall.fill(255, 0, 10 * 10);
+    const builder = new ImageSourceBuilder(1, 2, wide.length + tall.length);
+    builder.add(wide, 16, 48);
+    builder.add(tall, 40, 10);
+    const source = builder.finish();
+    expect(evalCropFraction(source)).toBe(REFERENCE_EVAL_CROP_FRACTION);
+    expect(evalCropFraction(grayImages(3))).toBe(1);
+
+    const out = evalTransform(source, [0, 1], 8, [0, 0, 0], [1, 1, 1], REFERENCE_EVAL_CROP_FRACTION);
+    const frame = 8 * 8 * 3;
+    // The wide image's centre box lies inside its white band; the tall one's misses the white top.
+    expect(Math.min(...out.subarray(0, frame))).toBeCloseTo(1, 5);
+    expect(Math.max(...out.subarray(frame))).toBeCloseTo(0, 5);
+    // Each image is transformed as if it were alone.
+    for (const index of [0, 1]) {
+      const { pixels, height, width } = imageAt(source, index);
+      const alone = uniformImages({ images: pixels, count: 1, height, width, channels: 1 });
+      const single = evalTransform(alone, [0], 8, [0, 0, 0], [1, 1, 1], REFERENCE_EVAL_CROP_FRACTION);
+      expect(out.subarray(index * frame, (index + 1) * frame)).toEqual(single);
+    }
   });
 });

@@ -1,11 +1,14 @@
 import { FsBlobStore } from '../src/fs-blob-store';
 import { loadSplit } from '../src/load-split';
 import {
+  fixedImageSize,
   MANIFEST_VERSION,
+  manifestChannels,
   ManifestError,
   parseManifest,
   readManifest,
   shardKey,
+  splitDecodedBytes,
   writeManifest,
   type DatasetManifest,
 } from '../src/manifest';
@@ -183,6 +186,38 @@ describe('manifest', () => {
     expect(msg).toContain('datasets/ds/manifest.json');
     expect(msg).toContain('splits.train.shards.0.sha256: must be 64 lowercase hex digits');
     expect(msg).toContain('imageSize.channels');
+  });
+
+  it('reads datasets whose images keep their own sizes, naming the missing fields', () => {
+    const { imageSize, ...rest } = structuredClone(valid);
+    const own = {
+      ...rest,
+      channels: 3,
+      splits: { train: { ...rest.splits.train, decoded: { bytes: 3 * 40 * 30 * 3, maxSide: 40 } } },
+    };
+    const manifest = parseManifest(own);
+    expect(manifest).toEqual(own);
+    expect(manifestChannels(manifest)).toBe(3);
+    expect(splitDecodedBytes(manifest, 'train')).toBe(10800);
+    expect(manifestChannels(parseManifest(valid))).toBe(1);
+    expect(splitDecodedBytes(parseManifest(valid), 'train')).toBe(3 * 28 * 28);
+    expect(() => fixedImageSize(manifest, 'loading masks')).toThrow(
+      `loading masks: dataset "ds" keeps each image's own size (no imageSize)`,
+    );
+
+    expect(() => parseManifest(rest)).toThrow(
+      'imageSize: is required unless channels is given (images that keep their own sizes)',
+    );
+    expect(() => parseManifest({ ...own, imageSize })).toThrow(
+      'channels: must be absent when imageSize is given',
+    );
+    expect(() => parseManifest({ ...own, channels: 2 })).toThrow('channels:');
+    expect(() => parseManifest({ ...rest, channels: 3 })).toThrow(
+      'splits.train.decoded: is required when images keep their own sizes',
+    );
+    expect(() => parseManifest({ ...valid, splits: own.splits })).toThrow(
+      'splits.train.decoded: must be absent when imageSize is given',
+    );
   });
 
   it('requires dataset names that are valid storage key segments', async () => {

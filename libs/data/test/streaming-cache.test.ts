@@ -36,6 +36,19 @@ describe('ShardCache', () => {
   }
 
   const keyOf = (shard: ShardInfo) => shardKey('cached', shard.file);
+  /** The bytes of the shard's cached file, pinned while read. */
+  async function readCached(cache: ShardCache, shard: ShardInfo): Promise<Uint8Array> {
+    const pinned = await cache.get(shard);
+    try {
+      return new Uint8Array(await readFile(pinned.path));
+    } finally {
+      pinned.release();
+    }
+  }
+  const stores = [
+    ['whole objects', false],
+    ['streamed objects', true],
+  ] as const;
   const filesIn = async (dir: string) => (await readdir(dir)).sort();
 
   it('fetches a missing shard once, checks it, and serves it from disk afterwards', async () => {
@@ -47,7 +60,7 @@ describe('ShardCache', () => {
     expect(new Uint8Array(await readFile(a.path))).toEqual(await backing.get(keyOf(shards[0])));
     a.release();
     b.release();
-    expect(await cache.read(shards[0])).toEqual(await backing.get(keyOf(shards[0])));
+    expect(await readCached(cache, shards[0])).toEqual(await backing.get(keyOf(shards[0])));
     expect(store.gets).toHaveLength(1);
     expect(cache.stats()).toMatchObject({ misses: 1, hits: 1, bytesFetched: shards[0].bytes, refetches: 0 });
     expect(await filesIn(dir)).toEqual([shards[0].file]);
@@ -58,15 +71,15 @@ describe('ShardCache', () => {
     const maxBytes = shards[0].bytes + shards[1].bytes + shards[2].bytes - 1; // room for two shards
     const { cache, dir } = await openCache(store, { maxBytes });
     const pinned = await cache.get(shards[0]);
-    await cache.read(shards[1]);
-    await cache.read(shards[2]); // evicts shard 1: shard 0 is pinned
+    await readCached(cache, shards[1]);
+    await readCached(cache, shards[2]); // evicts shard 1: shard 0 is pinned
     await cache.idle();
     expect(await filesIn(dir)).toEqual([shards[0].file, shards[2].file]);
-    await cache.read(shards[3]); // over budget while shard 0 stays pinned, so shard 2 goes
+    await readCached(cache, shards[3]); // over budget while shard 0 stays pinned, so shard 2 goes
     await cache.idle();
     expect(await filesIn(dir)).toEqual([shards[0].file, shards[3].file]);
     pinned.release();
-    await cache.read(shards[4]); // shard 0, now free and least recently used, goes
+    await readCached(cache, shards[4]); // shard 0, now free and least recently used, goes
     await cache.idle();
     expect(await filesIn(dir)).toEqual([shards[3].file, shards[4].file]);
     const stats = cache.stats();
@@ -74,7 +87,7 @@ describe('ShardCache', () => {
     expect(stats.filesCached).toBe(2);
     expect(stats.evictions).toBe(3);
     // An evicted shard comes back by downloading it again.
-    await cache.read(shards[1]);
+    await readCached(cache, shards[1]);
     expect(store.getsOf(keyOf(shards[1]))).toBe(2);
   });
 
@@ -87,15 +100,15 @@ describe('ShardCache', () => {
     const { cache: reopened } = await openCache(again, { dir });
     expect(await filesIn(dir)).toEqual(shards.slice(0, 3).map((s) => s.file));
     for (const shard of shards.slice(0, 3))
-      expect(await reopened.read(shard)).toEqual(await backing.get(keyOf(shard)));
+      expect(await readCached(reopened, shard)).toEqual(await backing.get(keyOf(shard)));
     expect(again.gets).toEqual([]);
     expect(reopened.stats()).toMatchObject({ hits: 3, misses: 0, bytesFetched: 0 });
   });
 
   it('fetches again a cached file that was corrupted on disk', async () => {
     const { cache, dir } = await openCache(new CountingStore(backing));
-    await cache.read(shards[0]);
-    await cache.read(shards[1]);
+    await readCached(cache, shards[0]);
+    await readCached(cache, shards[1]);
     const file = path.join(dir, shards[0].file);
     const bytes = await readFile(file);
     bytes[100] ^= 0xff; // same size, wrong hash
@@ -103,51 +116,57 @@ describe('ShardCache', () => {
     await writeFile(path.join(dir, shards[1].file), bytes.subarray(0, 10)); // truncated
     const store = new CountingStore(backing);
     const { cache: reopened } = await openCache(store, { dir });
-    expect(await reopened.read(shards[0])).toEqual(await backing.get(keyOf(shards[0])));
-    expect(await reopened.read(shards[1])).toEqual(await backing.get(keyOf(shards[1])));
+    expect(await readCached(reopened, shards[0])).toEqual(await backing.get(keyOf(shards[0])));
+    expect(await readCached(reopened, shards[1])).toEqual(await backing.get(keyOf(shards[1])));
     expect(store.gets).toEqual([keyOf(shards[0]), keyOf(shards[1])]);
     expect(reopened.stats()).toMatchObject({ corruptFiles: 2, misses: 2, hits: 0 });
     expect(new Uint8Array(await readFile(file))).toEqual(await backing.get(keyOf(shards[0])));
   });
 
-  it('fetches once more when a download does not match, and keeps the good copy', async () => {
-    const store = new CountingStore(backing);
-    const good = await backing.get(keyOf(shards[2]));
-    const bad = Uint8Array.from(good);
-    bad[bad.length - 600] ^= 1;
-    store.tampered.set(keyOf(shards[2]), [bad]);
-    const { cache } = await openCache(store);
-    expect(await cache.read(shards[2])).toEqual(good);
-    expect(store.getsOf(keyOf(shards[2]))).toBe(2);
-    expect(cache.stats()).toMatchObject({
-      misses: 1,
-      refetches: 1,
-      bytesFetched: 2 * good.length,
-      unavailable: [],
-    });
-  });
+  it.each(stores)(
+    'fetches once more when a download does not match, and keeps the good copy (%s)',
+    async (_, streamed) => {
+      const store = new CountingStore(backing, { streamed });
+      const good = await backing.get(keyOf(shards[2]));
+      const bad = Uint8Array.from(good);
+      bad[bad.length - 600] ^= 1;
+      store.tampered.set(keyOf(shards[2]), [bad]);
+      const { cache } = await openCache(store);
+      expect(await readCached(cache, shards[2])).toEqual(good);
+      expect(store.getsOf(keyOf(shards[2]))).toBe(2);
+      expect(cache.stats()).toMatchObject({
+        misses: 1,
+        refetches: 1,
+        bytesFetched: 2 * good.length,
+        unavailable: [],
+      });
+    },
+  );
 
-  it('gives up on a shard whose stored bytes are wrong, with a typed error, and does not fetch it again', async () => {
-    const store = new CountingStore(backing);
-    const wrong = Uint8Array.from(await backing.get(keyOf(shards[4])));
-    wrong[700] ^= 0x55;
-    store.tampered.set(keyOf(shards[4]), [wrong, wrong]);
-    const { cache, dir } = await openCache(store);
-    const error = await cache.read(shards[4]).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(ShardUnavailableError);
-    expect((error as ShardUnavailableError).shard).toBe(keyOf(shards[4]));
-    expect((error as Error).message).toMatch(/sha256 [0-9a-f]{64} does not match/);
-    await expect(cache.get(shards[4])).rejects.toBe(error);
-    expect(store.getsOf(keyOf(shards[4]))).toBe(2);
-    expect(cache.isUnavailable(shards[4])).toBe(true);
-    expect(cache.stats().unavailable).toEqual([
-      { file: shards[4].file, reason: expect.stringMatching(/does not match the manifest/) },
-    ]);
-    expect(await filesIn(dir)).toEqual([]);
-    // A missing object is given up on as well.
-    const missing = { ...shards[0], file: 'train-000099.tar' };
-    await expect(cache.get(missing)).rejects.toThrow(/not found in the store/);
-  });
+  it.each(stores)(
+    'gives up on a shard whose stored bytes are wrong, with a typed error, and does not fetch it again (%s)',
+    async (_, streamed) => {
+      const store = new CountingStore(backing, { streamed });
+      const wrong = Uint8Array.from(await backing.get(keyOf(shards[4])));
+      wrong[700] ^= 0x55;
+      store.tampered.set(keyOf(shards[4]), [wrong, wrong]);
+      const { cache, dir } = await openCache(store);
+      const error = await readCached(cache, shards[4]).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ShardUnavailableError);
+      expect((error as ShardUnavailableError).shard).toBe(keyOf(shards[4]));
+      expect((error as Error).message).toMatch(/sha256 [0-9a-f]{64} does not match/);
+      await expect(cache.get(shards[4])).rejects.toBe(error);
+      expect(store.getsOf(keyOf(shards[4]))).toBe(2);
+      expect(cache.isUnavailable(shards[4])).toBe(true);
+      expect(cache.stats().unavailable).toEqual([
+        { file: shards[4].file, reason: expect.stringMatching(/does not match the manifest/) },
+      ]);
+      expect(await filesIn(dir)).toEqual([]);
+      // A missing object is given up on as well.
+      const missing = { ...shards[0], file: 'train-000099.tar' };
+      await expect(cache.get(missing)).rejects.toThrow(/not found in the store/);
+    },
+  );
 
   it('prefetches in order with a bounded number of downloads at once', async () => {
     const store = new CountingStore(backing);

@@ -103,6 +103,10 @@ export async function writeStreamingDataset(
 }
 
 /** A BlobStore that passes through to another and records what was asked of it. */
+async function* chunksOf(bytes: Uint8Array, size: number): AsyncIterable<Uint8Array> {
+  for (let at = 0; at < bytes.length; at += size) yield bytes.subarray(at, at + size);
+}
+
 export class CountingStore implements BlobStore {
   gets: string[] = [];
   inFlight = 0;
@@ -110,7 +114,15 @@ export class CountingStore implements BlobStore {
   /** Keys whose next reads return these bytes instead of the stored ones (consumed in order). */
   readonly tampered = new Map<string, Uint8Array[]>();
 
-  constructor(private readonly inner: BlobStore) {}
+  /** Present when built with `streamed`: `get`'s bytes (counted the same) handed out in chunks. */
+  readonly getStream?: (key: string) => Promise<AsyncIterable<Uint8Array>>;
+
+  constructor(
+    private readonly inner: BlobStore,
+    options: { streamed?: boolean } = {},
+  ) {
+    if (options.streamed) this.getStream = async (key) => chunksOf(await this.get(key), 4096);
+  }
 
   async get(key: string): Promise<Uint8Array> {
     this.gets.push(key);

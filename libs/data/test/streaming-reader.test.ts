@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import { decodeImage } from '../src/decode';
 import { FsBlobStore } from '../src/fs-blob-store';
+import { uniformSize } from '../src/images';
 import { loadSplit } from '../src/load-split';
 import { shardKey, type DatasetManifest } from '../src/manifest';
 import { StreamingSampleOrder } from '../src/streaming/sample-order';
@@ -81,10 +82,9 @@ describe('StreamingSplitReader', () => {
           step,
           epoch,
           count: batchSize,
-          height: SIDE,
-          width: SIDE,
           channels: 3,
         });
+        expect(uniformSize(batch)).toEqual({ height: SIDE, width: SIDE });
         expect(batch.images).toHaveLength(batchSize * frame);
 
         // The rule: own usable samples keep their slots; unusable ones take, in slot order, the

@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import { DatasetSourceError } from '../src/errors';
 import { FsBlobStore } from '../src/fs-blob-store';
 import { importWebDataset, localTarSources, type WebDatasetProgress } from '../src/importers/webdataset';
+import { uniformSize } from '../src/images';
 import { loadSplit } from '../src/load-split';
 import { readManifest, shardKey } from '../src/manifest';
 import { packTar } from '../src/shard-writer';
@@ -86,7 +87,10 @@ describe('WebDataset tar import', () => {
     const manifest = await readManifest(store, 'wds');
     expect(manifest).toEqual(result.manifest);
     expect(manifest.classes).toEqual(['0', '1', '2', '3']);
-    expect(manifest.imageSize).toEqual({ width: 8, height: 6, channels: 3 });
+    // Without resize the images keep their own sizes (all 8×6 here): the split records their decoded bytes.
+    expect(manifest.imageSize).toBeUndefined();
+    expect(manifest.channels).toBe(3);
+    expect(manifest.splits.train.decoded).toEqual({ bytes: 5 * 8 * 6 * 3, maxSide: 8 });
     expect(manifest.splits.train.count).toBe(5);
     expect(manifest.splits.train.shards.map((s) => [s.file, s.count])).toEqual([
       ['train-000000.tar', 3],
@@ -158,7 +162,8 @@ describe('WebDataset tar import', () => {
     expect(manifest.classes).toEqual(classNames);
     expect(Object.keys(manifest.splits).sort()).toEqual(['train', 'val']);
     const data = await loadSplit(store, manifest, 'val');
-    expect(data).toMatchObject({ count: 1, width: 4, height: 4, channels: 1 });
+    expect(data).toMatchObject({ count: 1, channels: 1 });
+    expect(uniformSize(data)).toEqual({ height: 4, width: 4 });
     expect(Array.from(data.labels)).toEqual([2]);
   });
 
@@ -180,7 +185,7 @@ describe('WebDataset tar import', () => {
     await writeFile(empty, await packTar([{ name: 'x/y.txt', body: text('no images') }]));
     const error = importWebDataset({ sources: await localTarSources([empty]), store, name: 'nothing' });
     await expect(error).rejects.toBeInstanceOf(DatasetSourceError);
-    await expect(error).rejects.toThrow(`tars ${empty} have no readable images`);
+    await expect(error).rejects.toThrow(`no readable images in tars ${empty}`);
     await expect(localTarSources([path.join(dir(), 'missing.tar')])).rejects.toThrow(
       /missing\.tar does not exist/,
     );

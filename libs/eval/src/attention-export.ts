@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { RunConfig } from '@dinoq/config';
-import { evalTransform } from '@dinoq/data';
+import { evalTransform, uniformImages } from '@dinoq/data';
 import type { ParamTensors } from '@dinoq/dino';
 import { clsAttention, imageAttention, type ClsAttention } from './attention';
 import { maskColour } from './colormap';
@@ -114,13 +114,13 @@ export async function exportAttentionMaps(
     const frame = size * size * 3;
     const pixels = new Float32Array(group.length * frame);
     group.forEach((img, b) => {
-      const source = {
+      const source = uniformImages({
         images: img.pixels,
         count: 1,
         width: img.width,
         height: img.height,
         channels: img.channels as 1 | 3,
-      };
+      });
       pixels.set(evalTransform(source, [0], size, mean, std), b * frame);
     });
     const x = tf.tensor4d(pixels, [group.length, size, size, 3]);

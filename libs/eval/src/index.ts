@@ -11,3 +11,4 @@ export * from './jaccard';
 export * from './segmentation';
 export * from './feature-cache';
 export * from './backbone-io';
+export * from './pass-features';

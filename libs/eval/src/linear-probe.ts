@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { RunConfig } from '@dinoq/config';
-import type { DecodedSplit } from '@dinoq/data';
 import { normal, rngFor, type ParamTensors } from '@dinoq/dino';
 import type { FeatureSet } from './knn';
+import type { EvalImages } from './pass-features';
 import { extractProbeFeatures } from './probe-features';
 
 /**
@@ -233,12 +233,12 @@ export async function trainLinearClassifier(
 export async function linearProbe(
   params: ParamTensors,
   config: RunConfig,
-  train: DecodedSplit,
-  test: DecodedSplit,
+  train: EvalImages,
+  test: EvalImages,
   opts: LinearProbeOptions = {},
 ): Promise<LinearClassifierResult> {
-  const extract = (split: DecodedSplit, limit?: number) =>
-    extractProbeFeatures(params, split, {
+  const extract = (images: EvalImages, limit?: number) =>
+    extractProbeFeatures(params, images, {
       config,
       lastBlocks: opts.lastBlocks ?? 4,
       avgPool: opts.avgPool ?? false,

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { RunConfig } from '@dinoq/config';
-import { evalTransform, type DecodedSplit } from '@dinoq/data';
 import { intermediateLayers, type ParamTensors } from '@dinoq/dino';
 import type { FeatureSet } from './knn';
+import { passFeatures, type EvalImages } from './pass-features';
 
 export interface ProbeFeatureOptions {
   config: RunConfig;
@@ -11,7 +11,7 @@ export interface ProbeFeatureOptions {
   /** Append the mean of the last block's patch tokens, interleaved with [CLS] (spec §12; only with lastBlocks = 1). */
   avgPool?: boolean;
   batchSize?: number;
-  /** Only the first `limit` images. */
+  /** Only the first `limit` samples. */
   limit?: number;
   onProgress?: (done: number, total: number) => void;
 }
@@ -24,7 +24,7 @@ export interface ProbeFeatureOptions {
  */
 export async function extractProbeFeatures(
   params: ParamTensors,
-  split: DecodedSplit,
+  images: EvalImages,
   opts: ProbeFeatureOptions,
 ): Promise<FeatureSet> {
   const { config } = opts;
@@ -32,30 +32,12 @@ export async function extractProbeFeatures(
   const avgPool = opts.avgPool ?? false;
   if (avgPool && lastBlocks !== 1)
     throw new Error(`probe features: avgPool needs lastBlocks = 1 (as the reference), got ${lastBlocks}`);
-  const count = Math.min(opts.limit ?? split.count, split.count);
-  const batchSize = opts.batchSize ?? 128;
-  const size = config.augment.globalCropSize;
-  let features: Float32Array | null = null;
-  let dim = 0;
-  for (let start = 0; start < count; start += batchSize) {
-    const indices = Array.from({ length: Math.min(batchSize, count - start) }, (_, i) => start + i);
-    const pixels = evalTransform(split, indices, size, config.augment.mean, config.augment.std);
-    const out = tf.tidy(() => {
-      const x = tf.tensor4d(pixels, [indices.length, size, size, 3]);
-      const layers = intermediateLayers(params, x, lastBlocks, { config });
-      const [b, tokens, d] = layers[0].shape;
-      const cls = layers.map((t) => tf.reshape(tf.slice(t, [0, 0, 0], [b, 1, d]), [b, d]));
-      if (!avgPool) return tf.concat(cls, 1).dataSync() as Float32Array;
-      const avg = tf.mean(tf.slice(layers[0], [0, 1, 0], [b, tokens - 1, d]), 1);
-      return tf.reshape(tf.stack([cls[0], avg], 2), [b, 2 * d]).dataSync() as Float32Array;
-    });
-    if (features === null) {
-      dim = out.length / indices.length;
-      features = new Float32Array(count * dim);
-    }
-    features.set(out, start * dim);
-    opts.onProgress?.(start + indices.length, count);
-    await new Promise<void>((resolve) => setImmediate(resolve));
-  }
-  return { features: features ?? new Float32Array(0), labels: split.labels.slice(0, count), count, dim };
+  return passFeatures(images, opts, (x) => {
+    const layers = intermediateLayers(params, x, lastBlocks, { config });
+    const [b, tokens, d] = layers[0].shape;
+    const cls = layers.map((t) => tf.reshape(tf.slice(t, [0, 0, 0], [b, 1, d]), [b, d]));
+    if (!avgPool) return tf.concat(cls, 1) as tf.Tensor2D;
+    const avg = tf.mean(tf.slice(layers[0], [0, 1, 0], [b, tokens - 1, d]), 1);
+    return tf.reshape(tf.stack([cls[0], avg], 2), [b, 2 * d]);
+  });
 }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { RunConfig } from '@dinoq/config';
-import { evalTransform, type DecodedSplit } from '@dinoq/data';
+import { evalTransform, requireUniformSize, type DecodedSplit, type ImageSource } from '@dinoq/data';
 import type { ParamTensors } from '@dinoq/dino';
 import { clsAttention, imageAttention, type ClsAttention } from './attention';
 import { jaccard } from './jaccard';
@@ -25,12 +25,13 @@ export type SegmentationSplit = DecodedSplit & { masks?: Uint8Array };
 
 /** Foreground = any channel above `threshold`; one byte (0/1) per pixel. */
 export function foregroundMasks(
-  split: Pick<DecodedSplit, 'images' | 'count' | 'height' | 'width' | 'channels'>,
+  split: ImageSource,
   threshold = FOREGROUND_THRESHOLD,
   limit = split.count,
 ): Uint8Array {
   const count = Math.min(limit, split.count);
-  const n = split.height * split.width;
+  const { height, width } = requireUniformSize(split, 'foreground masks');
+  const n = height * width;
   const c = split.channels;
   const out = new Uint8Array(count * n);
   for (let i = 0; i < count * n; i++) {
@@ -83,7 +84,7 @@ export function groundTruthAtEvalSize(
   count: number,
   foregroundThreshold = FOREGROUND_THRESHOLD,
 ): Uint8Array[] {
-  const { width, height } = split;
+  const { width, height } = requireUniformSize(split, 'segmentation ground truth');
   const n = width * height;
   const masks = split.masks ?? foregroundMasks(split, foregroundThreshold, count);
   if (masks.length < count * n)

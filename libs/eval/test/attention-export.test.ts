@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { decodePng, evalTransform } from '@dinoq/data';
+import { decodePng, evalTransform, uniformImages } from '@dinoq/data';
 import { disposeParams, initDinoParams, type Params } from '@dinoq/dino';
 import { exportAttentionMaps } from '../src/attention-export';
 import { clsAttention, imageAttention } from '../src/attention';
@@ -66,7 +66,7 @@ describe('exportAttentionMaps', () => {
       scale: 1,
       threshold: 0.5,
     });
-    const source = { images: gray.pixels, count: 1, width: 28, height: 28, channels: 1 as const };
+    const source = uniformImages({ images: gray.pixels, count: 1, width: 28, height: 28, channels: 1 });
     const x = tf.tensor4d(
       evalTransform(source, [0], 16, tinyConfig.augment.mean, tinyConfig.augment.std),
       [1, 16, 16, 3],

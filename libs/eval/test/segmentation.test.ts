@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { evalTransform } from '@dinoq/data';
+import { evalTransform, uniformImages } from '@dinoq/data';
 import { disposeParams, initDinoParams, type Params } from '@dinoq/dino';
 import { clsAttention, imageAttention } from '../src/attention';
 import { jaccard } from '../src/jaccard';
@@ -26,22 +26,22 @@ describe('jaccard', () => {
 
 describe('ground truth and the centred-box baseline', () => {
   it('marks pixels above the threshold as foreground, in any channel', () => {
-    const split = {
+    const split = uniformImages({
       images: Uint8Array.from([0, 10, 11, 200]),
       count: 1,
       width: 2,
       height: 2,
-      channels: 1 as const,
-    };
+      channels: 1,
+    });
     expect(Array.from(foregroundMasks(split))).toEqual([0, 0, 1, 1]);
     expect(Array.from(foregroundMasks(split, 0))).toEqual([0, 1, 1, 1]);
-    const rgb = {
+    const rgb = uniformImages({
       images: Uint8Array.from([0, 0, 50, 3, 3, 3]),
       count: 1,
       width: 2,
       height: 1,
-      channels: 3 as const,
-    };
+      channels: 3,
+    });
     expect(Array.from(foregroundMasks(rgb))).toEqual([1, 0]);
   });
 

@@ -1,5 +1,5 @@
 import { parseRunConfig, type RunConfig } from '@dinoq/config';
-import type { DecodedSplit } from '@dinoq/data';
+import { uniformImages, type DecodedSplit } from '@dinoq/data';
 import seedrandom from 'seedrandom';
 
 /** A ViT small enough for the cpu backend: 16-px inputs, 4×4 patches of 4 px, 2 heads. */
@@ -14,5 +14,10 @@ export function randomSplit(count: number, side: number, seed: string, channels:
   const rng = seedrandom(seed);
   const images = Uint8Array.from({ length: count * side * side * channels }, () => Math.floor(rng() * 256));
   const labels = Int32Array.from({ length: count }, (_, i) => i % 3);
-  return { images, labels, count, height: side, width: side, channels, skipped: 0, skippedKeys: [] };
+  return {
+    ...uniformImages({ images, count, height: side, width: side, channels }),
+    labels,
+    skipped: 0,
+    skippedKeys: [],
+  };
 }

@@ -9,3 +9,4 @@ export * from './producer';
 export * from './worker-registry';
 export * from './schemas';
 export * from './rounds';
+export * from './queue-demand';

@@ -191,6 +191,11 @@ export const probeEpochSchema = z.object({
   lr: z.number(),
 });
 
+/** Per split, the samples an evaluation left out (unusable image, or a shard not fetched intact). */
+export const skippedImagesSchema = z
+  .object({ train: z.number().int().min(0), test: z.number().int().min(0) })
+  .describe('unusable images left out of the evaluated samples, per split; absent when none');
+
 export const linearReportSchema = z.object({
   top1: z.number().describe('best test top-1 over the epochs (%), as the reference reports it'),
   top5: z.number().describe('top-5 at the best epoch (%)'),
@@ -202,6 +207,7 @@ export const linearReportSchema = z.object({
   settings: z.object(linearOptionsSchema.shape),
   trainImages: z.number().int().min(0),
   testImages: z.number().int().min(0),
+  skippedImages: skippedImagesSchema.optional(),
 });
 
 /** runs/<id>/evals/<evalId>.json */
@@ -217,6 +223,7 @@ export const evaluationReportSchema = z.object({
       ...knnOptionsSchema.shape,
       trainImages: z.number().int().min(0),
       testImages: z.number().int().min(0),
+      skippedImages: skippedImagesSchema.optional(),
     })
     .nullable(),
   linear: linearReportSchema.nullable(),

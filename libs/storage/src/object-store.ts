@@ -23,6 +23,11 @@ export interface ObjectStoreOptions {
   listing?: ListingMode;
   /** Keys per listing request; leave unset except to exercise paging. */
   listPageSize?: number;
+  /**
+   * Signs presigned URLs only (no request goes through it): a client configured with the endpoint
+   * browsers and laptops reach, where `client` uses an in-cluster one. Defaults to `client`.
+   */
+  presignClient?: S3Client;
 }
 
 export interface PutStreamOptions {
@@ -91,12 +96,14 @@ function jsonBytes(key: string, value: unknown, described: string): Uint8Array {
 export class ObjectStore {
   readonly client: S3Client;
   readonly bucket: string;
+  private readonly presignClient: S3Client;
   private readonly lister: BucketLister;
 
   constructor(options: ObjectStoreOptions) {
     if (!options.bucket) throw new Error('ObjectStore: bucket must be a non-empty string');
     this.client = options.client;
     this.bucket = options.bucket;
+    this.presignClient = options.presignClient ?? options.client;
     this.lister = new BucketLister(
       options.client,
       options.bucket,
@@ -329,7 +336,10 @@ export class ObjectStore {
     return deleted;
   }
 
-  /** A URL anyone can GET for `expiresSeconds` without credentials. */
+  /**
+   * A URL anyone can GET for `expiresSeconds` without credentials, on the presign client's endpoint
+   * (the signature covers its host, so a proxy in front of the server must pass Host unchanged).
+   */
   async presignGet(key: string, expiresSeconds = 900): Promise<string> {
     assertKey(key);
     if (!Number.isInteger(expiresSeconds) || expiresSeconds < 1 || expiresSeconds > MAX_PRESIGN_SECONDS) {
@@ -337,7 +347,7 @@ export class ObjectStore {
         `presignGet ${this.describe(key)}: expiresSeconds must be in [1, ${MAX_PRESIGN_SECONDS}]`,
       );
     }
-    return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: key }), {
+    return getSignedUrl(this.presignClient, new GetObjectCommand({ Bucket: this.bucket, Key: key }), {
       expiresIn: expiresSeconds,
     });
   }

@@ -15,10 +15,17 @@ function sleep(ms: number): void {
 
 /**
  * Builds the worker and the libraries it runs on (`tsc -b`, incremental: a no-op when nothing
- * changed). End-to-end tests run the built worker as a separate `node` process. A lock folder
- * keeps concurrent test files from writing the same outputs at once.
+ * changed). End-to-end tests run the built worker as a separate `node` process.
  */
 export function buildWorker(): void {
+  buildApp('worker', WORKER_MAIN);
+}
+
+/**
+ * Builds `apps/<app>` and the libraries it uses. A lock folder keeps concurrent test files from
+ * writing the same outputs at once; `built` is a file the build must leave behind.
+ */
+export function buildApp(app: string, built: string): void {
   const deadline = Date.now() + STALE_LOCK_MS;
   for (;;) {
     try {
@@ -37,7 +44,7 @@ export function buildWorker(): void {
   try {
     execFileSync(
       process.execPath,
-      [require.resolve('typescript/bin/tsc'), '-b', 'apps/worker/tsconfig.json'],
+      [require.resolve('typescript/bin/tsc'), '-b', `apps/${app}/tsconfig.json`],
       {
         cwd: ROOT,
         stdio: 'pipe',
@@ -47,9 +54,9 @@ export function buildWorker(): void {
     const output = (error as { stdout?: Buffer }).stdout?.toString() ?? '';
     // tsc -b still emits JavaScript for files that type-check with errors elsewhere; type errors
     // are the type-check step's business, a missing build is this one's.
-    if (!existsSync(WORKER_MAIN)) throw new Error(`building apps/worker failed:\n${output}`);
+    if (!existsSync(built)) throw new Error(`building apps/${app} failed:\n${output}`);
     process.stderr.write(
-      `warning: tsc -b apps/worker reported errors; running the emitted build:\n${output}\n`,
+      `warning: tsc -b apps/${app} reported errors; running the emitted build:\n${output}\n`,
     );
   } finally {
     rmdirSync(LOCK);

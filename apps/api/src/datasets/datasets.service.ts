@@ -10,7 +10,9 @@ import type { ImportDatasetRequest } from './dataset.schemas';
 export interface DatasetSummary {
   name: string;
   classes: string[];
-  imageSize: DatasetManifest['imageSize'];
+  /** The size every image has; null when images keep their own sizes. */
+  imageSize: NonNullable<DatasetManifest['imageSize']> | null;
+  channels: number | null;
   splits: Record<string, { count: number }>;
   createdAt: string | null;
 }
@@ -53,7 +55,8 @@ function summarise(manifest: DatasetManifest): DatasetSummary {
   return {
     name: manifest.name,
     classes: manifest.classes,
-    imageSize: manifest.imageSize,
+    imageSize: manifest.imageSize ?? null,
+    channels: manifest.imageSize?.channels ?? manifest.channels ?? null,
     splits: Object.fromEntries(
       Object.entries(manifest.splits).map(([split, info]) => [split, { count: info.count }]),
     ),

@@ -4,6 +4,9 @@ import type { Request, Response } from 'express';
 import { ApiKeyVerifier } from '../http/api-key-verifier';
 import { Public } from '../http/public.decorator';
 import { HealthService } from './health.service';
+import { ServingState } from './serving-state';
+
+const SHUTTING_DOWN = { status: 'shutting-down' } as const;
 
 @ApiTags('operations')
 @Controller('health')
@@ -11,26 +14,47 @@ export class HealthController {
   constructor(
     private readonly health: HealthService,
     private readonly verifier: ApiKeyVerifier,
+    private readonly state: ServingState,
   ) {}
 
   /**
-   * Public for readiness probes, which need the status code and nothing more; hostnames, worker
-   * ids, queues and current jobs are for callers holding a key.
+   * Dependencies as they are: {status} without a key (`ok`, or `degraded` while Redis or storage
+   * is down); hostnames, worker ids, queues and current jobs are for callers holding a key. An
+   * outage is reported, not answered with 503: the process still serves what needs neither.
    */
   @Get()
   @Public()
   @ApiOperation({
     summary:
-      'Readiness: {status} without a key; with a key also the Redis and storage checks and the workers seen ' +
-      'recently. Answers are shared for up to 1 s.',
+      'Dependency report: {status: ok | degraded} without a key; with a key also the Redis and storage ' +
+      'checks and the workers seen recently. 200 while this process serves, whatever the dependencies; ' +
+      'answers are shared for up to 1 s.',
   })
-  @ApiResponse({ status: 200, description: 'Redis and storage are up' })
-  @ApiResponse({ status: 503, description: 'Redis or storage is down' })
+  @ApiResponse({ status: 200, description: 'serving; status says whether Redis and storage are up' })
+  @ApiResponse({ status: 503, description: 'this process is shutting down' })
   async check(@Req() request: Request, @Res({ passthrough: true }) response: Response) {
+    if (!this.state.serving) {
+      response.status(503);
+      return SHUTTING_DOWN;
+    }
     const report = await this.health.check();
-    response.status(report.status === 'ok' ? 200 : 503);
     if (!this.verifier.verify(request.headers.authorization).ok) return { status: report.status };
     return report;
+  }
+
+  /** For readiness probes: no I/O, so it answers at once whatever Redis and storage do. */
+  @Get('ready')
+  @Public()
+  @ApiOperation({
+    summary:
+      'Readiness: 200 while this process serves, 503 once it is shutting down; dependencies do not count',
+  })
+  @ApiResponse({ status: 200, description: 'serving' })
+  @ApiResponse({ status: 503, description: 'shutting down' })
+  ready(@Res({ passthrough: true }) response: Response) {
+    if (this.state.serving) return { status: 'ready' };
+    response.status(503);
+    return SHUTTING_DOWN;
   }
 
   @Get('live')

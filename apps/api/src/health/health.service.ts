@@ -53,7 +53,8 @@ export class HealthService {
     const byDeviceClass = { cpu: 0, gpu: 0 };
     for (const worker of workers) byDeviceClass[worker.deviceClass] += 1;
     return {
-      status: redis.status === 'up' && storage.status === 'up' ? ('ok' as const) : ('unavailable' as const),
+      // Reported, never gating readiness: the process serves what it can while a dependency is down.
+      status: redis.status === 'up' && storage.status === 'up' ? ('ok' as const) : ('degraded' as const),
       checkedAt: new Date().toISOString(),
       checks: { redis, storage },
       workers: {

@@ -1,13 +1,19 @@
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { allQueues, runStatuses } from '@dinoq/jobs';
+import { allQueues, runStatuses, type QueueDemand, type QueueName } from '@dinoq/jobs';
+import { sharedResult } from '../health/shared-result';
 import { JobQueues } from '../repositories/job-queues.repository';
 import { RedisRepository } from '../repositories/redis.repository';
 import { RunRecords } from '../repositories/run-records.repository';
+import { withTimeout } from '../with-timeout';
 
 /** Training shards take minutes to hours; evaluations and imports seconds to minutes. */
 const DURATION_BUCKETS_SECONDS = [1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 14400];
 const RUNS_LISTING_REUSE_MS = 1_000;
+/** One demand read answers a scrape and the autoscaler's polls of every queue within this time. */
+const DEMAND_REUSE_MS = 1_000;
+/** BullMQ's connections wait for Redis forever; a scrape or an autoscaler poll must not. */
+const DEMAND_TIMEOUT_MS = 3_000;
 
 /**
  * Prometheus metrics of one API instance (its own registry, so several instances in one process do
@@ -20,6 +26,8 @@ export class MetricsService implements OnModuleInit {
   readonly registry = new Registry();
   private readonly jobDuration: Histogram<'queue'>;
   private readonly collectErrors: Counter<'source'>;
+  /** Demand of every queue, read once for the gauge and the JSON route alike. */
+  private readonly demands: () => Promise<QueueDemand[]>;
 
   constructor(
     private readonly jobs: JobQueues,
@@ -27,6 +35,14 @@ export class MetricsService implements OnModuleInit {
     private readonly redis: RedisRepository,
   ) {
     const registers = [this.registry];
+    const demands = sharedResult(DEMAND_REUSE_MS, () =>
+      withTimeout(
+        redis.workers().then((workers) => jobs.demand(workers)),
+        DEMAND_TIMEOUT_MS,
+        'Redis (queue demand)',
+      ),
+    );
+    this.demands = demands;
     this.collectErrors = new Counter({
       name: 'dinoq_metrics_collect_errors_total',
       help: 'Scrapes in which a source (redis, storage) could not be read',
@@ -50,6 +66,23 @@ export class MetricsService implements OnModuleInit {
           for (const queue of allQueues) {
             for (const [state, count] of Object.entries(counts[queue])) this.set({ queue, state }, count);
           }
+        } catch (error) {
+          failed('redis', error);
+        }
+      },
+    });
+
+    new Gauge({
+      name: 'dinoq_queue_demand',
+      help:
+        'Worker pods each queue asks for: waiting + prioritized + delayed due within the look-ahead + ' +
+        'workers busy with its jobs (a worker counted once, not per job waiting for its device)',
+      labelNames: ['queue'],
+      registers,
+      collect: async function (this: Gauge<'queue'>) {
+        this.reset();
+        try {
+          for (const { queue, demand } of await demands()) this.set({ queue }, demand);
         } catch (error) {
           failed('redis', error);
         }
@@ -135,6 +168,13 @@ export class MetricsService implements OnModuleInit {
     this.jobs.onCompleted((queue, job) => {
       if (job.durationMs !== null) this.jobDuration.observe({ queue }, job.durationMs / 1000);
     });
+  }
+
+  /** One queue's demand and its parts. */
+  async demand(queue: QueueName): Promise<QueueDemand & { lookaheadMs: number }> {
+    const found = (await this.demands()).find((entry) => entry.queue === queue);
+    if (!found) throw new Error(`no demand read for queue ${queue}`);
+    return { ...found, lookaheadMs: this.jobs.lookaheadMs };
   }
 
   async render(): Promise<{ contentType: string; body: string }> {

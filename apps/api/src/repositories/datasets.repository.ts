@@ -10,7 +10,9 @@ import { API_OPTIONS, type ApiOptions } from '../api-options';
 export const datasetManifestSchema = z.looseObject({
   name: z.string(),
   classes: z.array(z.string()),
-  imageSize: z.looseObject({ width: z.number(), height: z.number(), channels: z.number() }),
+  /** Fixed-size datasets; one whose images keep their own sizes has `channels` instead. */
+  imageSize: z.looseObject({ width: z.number(), height: z.number(), channels: z.number() }).optional(),
+  channels: z.number().optional(),
   splits: z.record(z.string(), z.looseObject({ count: z.number().int().min(0) })),
   createdAt: z.string().optional(),
 });

@@ -1,12 +1,15 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
-import { QueueEvents, type Job, type JobState, type RepeatOptions } from 'bullmq';
+import { QueueEvents, type Job, type JobState, type Queue, type RepeatOptions } from 'bullmq';
 import {
   JobProducer,
   allQueues,
   defaultJobOptions,
+  readQueueDemand,
   type Continuation,
   type JobName,
   type JobPayload,
+  type ListedWorker,
+  type QueueDemand,
   type QueueName,
 } from '@dinoq/jobs';
 import { API_OPTIONS, type ApiOptions } from '../api-options';
@@ -56,6 +59,7 @@ export class JobQueues implements OnModuleDestroy {
   private readonly logger = new Logger('JobQueues');
   private readonly producer: JobProducer;
   private readonly events: QueueEvents[] = [];
+  private closing = false;
   private lastErrorLog = 0;
 
   constructor(@Inject(API_OPTIONS) private readonly options: ApiOptions) {
@@ -78,6 +82,11 @@ export class JobQueues implements OnModuleDestroy {
   /** Adds the next shard's job or the next round's flow; ids that exist are kept as they are. */
   async addContinuation(work: Continuation): Promise<JobSnapshot> {
     return this.snapshot(work.queue, await this.producer.addContinuation(work));
+  }
+
+  /** The BullMQ queue itself, for the queue dashboard (bull-board), which reads queues directly. */
+  queue(name: QueueName): Queue {
+    return this.producer.queue(name);
   }
 
   async get(queue: QueueName, jobId: string): Promise<JobSnapshot | null> {
@@ -159,11 +168,29 @@ export class JobQueues implements OnModuleDestroy {
     return this.producer.counts();
   }
 
+  /** Delayed jobs due within this many ms count as demand. */
+  get lookaheadMs(): number {
+    return this.options.demandLookaheadMs;
+  }
+
+  /** What each queue asks of the worker pool, in pods (see QueueDemand for the formula). */
+  demand(workers: readonly ListedWorker[]): Promise<QueueDemand[]> {
+    return readQueueDemand((queue) => this.producer.queue(queue), workers, {
+      now: Date.now(),
+      lookaheadMs: this.lookaheadMs,
+      queuePrefix: this.options.queuePrefix,
+    });
+  }
+
   /** Listens to finished jobs of every queue; closed with the module. */
   onCompleted(listener: (queue: QueueName, job: JobSnapshot) => void): void {
+    const { redisConnection } = this.options;
+    const retry = redisConnection.retryStrategy ?? ((times: number) => Math.min(1000 * times, 5_000));
     for (const queue of allQueues) {
       const events = new QueueEvents(queue, {
-        connection: this.options.redisConnection,
+        // While Redis is unreachable, closing a QueueEvents waits for its connection to become
+        // ready; retrying no more once closing makes the connection end, so close() returns.
+        connection: { ...redisConnection, retryStrategy: (times) => (this.closing ? null : retry(times)) },
         prefix: this.options.queuePrefix,
       });
       events.on('error', (error: Error) => this.logThrottled(`queue events ${queue}: ${error.message}`));
@@ -179,7 +206,9 @@ export class JobQueues implements OnModuleDestroy {
   }
 
   async onModuleDestroy(): Promise<void> {
-    await Promise.all(this.events.map((events) => events.close()));
+    this.closing = true;
+    // A connection that never reached Redis rejects its close: it is closed all the same.
+    await Promise.all(this.events.map((events) => events.close().catch(() => undefined)));
     this.events.length = 0;
     await this.producer.close();
   }

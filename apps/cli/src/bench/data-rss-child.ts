@@ -44,6 +44,29 @@ export interface RssChildResult {
   openShards: number;
   openShardMiB: number;
   maxOpenShardMiB: number;
+  /** Peaks of process.memoryUsage()'s parts, sampled every 100 ms: where the resident memory is. */
+  peakHeapMiB: number;
+  peakExternalMiB: number;
+  peakArrayBuffersMiB: number;
+}
+
+/** Peaks of the V8 heap, external memory and ArrayBuffers, sampled until `stop()`. */
+function sampleMemory(): { stop(): { heap: number; external: number; arrayBuffers: number } } {
+  const peak = { heap: 0, external: 0, arrayBuffers: 0 };
+  const sample = () => {
+    const m = process.memoryUsage();
+    peak.heap = Math.max(peak.heap, m.heapUsed);
+    peak.external = Math.max(peak.external, m.external);
+    peak.arrayBuffers = Math.max(peak.arrayBuffers, m.arrayBuffers);
+  };
+  const timer = setInterval(sample, 100);
+  return {
+    stop() {
+      clearInterval(timer);
+      sample();
+      return peak;
+    },
+  };
 }
 
 function required(name: string): string {
@@ -83,6 +106,7 @@ async function main(): Promise<void> {
     pool,
   });
   const trainer = await DataParallelTrainer.create(config, split.count, { replicas: 1 });
+  const sampler = sampleMemory();
   let run;
   try {
     run = await trainTimed(trainer, streamedBatchFor(batches), steps);
@@ -90,6 +114,7 @@ async function main(): Promise<void> {
     await batches.close();
     await Promise.all([pool.close(), trainer.dispose(), cache.idle()]);
   }
+  const parts = sampler.stop();
   const stats = reader.stats();
   const mib = (bytes: number) => bytes / 2 ** 20;
   const result: RssChildResult = {
@@ -106,6 +131,9 @@ async function main(): Promise<void> {
     openShards: stats.openShards,
     openShardMiB: mib(stats.openShardBytes),
     maxOpenShardMiB: mib(stats.maxOpenShardBytes),
+    peakHeapMiB: mib(parts.heap),
+    peakExternalMiB: mib(parts.external),
+    peakArrayBuffersMiB: mib(parts.arrayBuffers),
   };
   process.stdout.write(`${RSS_RESULT_PREFIX}${JSON.stringify(result)}\n`);
 }

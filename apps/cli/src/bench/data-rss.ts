@@ -64,7 +64,7 @@ function datasetDir(images: number): string {
 function isComplete(manifest: DatasetManifest | undefined, images: number): manifest is DatasetManifest {
   const train = manifest?.splits.train;
   return (
-    manifest?.imageSize.width === SIDE &&
+    manifest?.imageSize?.width === SIDE &&
     manifest.imageSize.height === SIDE &&
     manifest.imageSize.channels === 3 &&
     train?.count === images &&
@@ -145,7 +145,7 @@ export async function rssBench(
   sizes: number[],
   steps: number,
   openShardMiB: number | undefined,
-): Promise<void> {
+): Promise<RssChildResult[]> {
   for (const n of sizes)
     if (!Number.isInteger(n) || n < SHARD_SIZE)
       throw new Error(`--rss sizes must be integers of at least ${SHARD_SIZE} images, got ${n}`);
@@ -199,7 +199,9 @@ export async function rssBench(
     }
     const r = results[results.length - 1];
     console.log(
-      `  ${r.images} images: peak RSS ${r.peakRssMiB.toFixed(0)} MiB, ${r.stepsPerSecond.toFixed(2)} steps/s`,
+      `  ${r.images} images: peak RSS ${r.peakRssMiB.toFixed(0)} MiB (peaks: V8 heap ${r.peakHeapMiB.toFixed(0)},` +
+        ` external ${r.peakExternalMiB.toFixed(0)}, of which ArrayBuffers ${r.peakArrayBuffersMiB.toFixed(0)} MiB),` +
+        ` ${r.stepsPerSecond.toFixed(2)} steps/s`,
     );
   }
 
@@ -220,4 +222,5 @@ export async function rssBench(
   console.log(
     `largest peak ${((worst - 1) * 100).toFixed(1)} % above the smallest dataset's (goal: within 10 %)`,
   );
+  return results;
 }

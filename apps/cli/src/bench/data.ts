@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { resolveRunConfig, type AugmentConfig, type PresetName } from '@dinoq/config';
-import { augmentBatch, decodeImage, encodeJpeg, type ImageSource } from '@dinoq/data';
+import { augmentBatch, decodeImage, encodeJpeg, uniformImages, type ImageSource } from '@dinoq/data';
 import { argValue } from './bench-data';
 import { rssBench } from './data-rss';
 import { streamingVsMemoryBench } from './data-throughput';
@@ -18,8 +18,10 @@ import { streamingVsMemoryBench } from './data-throughput';
  * share of that step the pipeline would take.
  *
  * npm run bench:data -- --rss 2000,20000,200000 [--rss-steps 300] [--rss-open-shard-mib B]
+ *                       [--rss-report FILE]
  *   Peak RSS of a streamed training run of a tiny config against dataset size, one process per
- *   size (data-rss.ts); the datasets are generated once under the temporary folder.
+ *   size (data-rss.ts); the datasets are generated once under the temporary folder. FILE gets
+ *   each size's figures as JSON (RssChildResult[]).
  * npm run bench:data -- --streaming-vs-memory [--train-limit 6400] [--tp-steps 100]
  *   Training throughput of fmnist-tiny with the split in memory and streamed from its shards, and
  *   whether both end in the same state (data-throughput.ts).
@@ -92,7 +94,7 @@ async function decodeAll(jpegs: Uint8Array[]): Promise<ImageSource> {
   const frame = WIDTH * HEIGHT * 3;
   const images = new Uint8Array(jpegs.length * frame);
   for (const [i, bytes] of jpegs.entries()) images.set((await decodeImage(bytes, 3)).data, i * frame);
-  return { images, count: jpegs.length, height: HEIGHT, width: WIDTH, channels: 3 };
+  return uniformImages({ images, count: jpegs.length, height: HEIGHT, width: WIDTH, channels: 3 });
 }
 
 async function augmentAll(source: ImageSource, cfg: AugmentConfig, batch: number): Promise<void> {
@@ -170,11 +172,13 @@ async function main(): Promise<void> {
   if (rssSizes !== undefined) {
     console.log();
     const openShardMiB = argValue('rss-open-shard-mib');
-    await rssBench(
+    const results = await rssBench(
       rssSizes.split(',').map(Number),
       positiveInteger('rss-steps', '300'),
       openShardMiB === undefined ? undefined : positiveInteger('rss-open-shard-mib', openShardMiB),
     );
+    const report = argValue('rss-report');
+    if (report !== undefined) fs.writeFileSync(report, JSON.stringify(results, null, 2));
   }
   if (streamingVsMemory) {
     console.log();

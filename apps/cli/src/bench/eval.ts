@@ -5,6 +5,7 @@ import { resolveRunConfig, type PresetName, type RunConfig } from '@dinoq/config
 import { disposeParams, initDinoParams, selectBackend, type ParamTensors } from '@dinoq/dino';
 import {
   FsBlobStore,
+  imageAt,
   importClutteredFashionMnist,
   importFashionMnist,
   loadMasks,
@@ -195,11 +196,8 @@ async function main(): Promise<void> {
 
     if (attnImages > 0) {
       const count = Math.min(attnImages, test.count);
-      const frame = test.width * test.height * test.channels;
       const images = Array.from({ length: count }, (_, i) => ({
-        pixels: test.images.subarray(i * frame, (i + 1) * frame),
-        width: test.width,
-        height: test.height,
+        ...imageAt(test, i),
         channels: test.channels,
         name: `test-${i}`,
       }));

@@ -18,9 +18,18 @@ import { trainingBatch, type DecodedSplit } from '@dinoq/data';
 
 type Files = Record<string, Uint8Array>;
 
+/**
+ * What a slice's inner AdamW starts a round from: the merged checkpoint's moments (the mean of the
+ * slices', as the worker's merge writes them), or the slice's own from its previous round (the
+ * DiLoCo paper's inner optimizer state kept per worker), measured against each other here.
+ */
+export type InnerMoments = 'averaged' | 'per-slice';
+
 export interface InProcessOptions {
   replicas: number;
   backend: string;
+  /** Rounds only (default averaged). */
+  moments?: InnerMoments;
   /** Called after every trained step with the global step. */
   onStep?: (step: number) => void;
 }
@@ -73,6 +82,8 @@ export async function trainRounds(
   seed.dispose();
 
   let merged: Files | null = null;
+  /** Per-slice moments: each slice's optimizer file from its previous round. */
+  const ownMoments: Uint8Array[] = [];
   for (let fromStep = 0; fromStep < totalSteps;) {
     // The round plan of libs/jobs rounds.ts: N·H global steps, fewer slices when fewer steps are left.
     const toStep = Math.min(fromStep + slices * syncEverySteps, totalSteps);
@@ -81,10 +92,14 @@ export async function trainRounds(
     for (let slice = 0; slice < roundSlices; slice++) {
       const lane: StepLane = { start: fromStep + slice, stride: roundSlices };
       const options = { replicas: opts.replicas, backend: opts.backend, lane };
-      const trainer: ReplicatedTrainer = merged
-        ? await DataParallelTrainer.restore(config, data.count, merged, options)
+      const own = opts.moments === 'per-slice' ? ownMoments[slice] : undefined;
+      const start = merged && own ? { ...merged, 'optimizer.safetensors': own } : merged;
+      const trainer: ReplicatedTrainer = start
+        ? await DataParallelTrainer.restore(config, data.count, start, options)
         : await DataParallelTrainer.create(config, data.count, options);
-      results.push(await trainTo(trainer, data, toStep, opts.onStep));
+      const result = await trainTo(trainer, data, toStep, opts.onStep);
+      ownMoments[slice] = result['optimizer.safetensors'];
+      results.push(result);
     }
     merged = mergeRound({
       start: merged ?? { 'student.safetensors': seedStudent },

@@ -21,7 +21,7 @@ import {
   type MergeLog,
   type RoundFigures,
 } from './scale-figures';
-import { trainRounds, trainSynchronous } from './scale-quality';
+import { trainRounds, trainSynchronous, type InnerMoments } from './scale-quality';
 import {
   checkpointSizes,
   createRun,
@@ -38,7 +38,8 @@ import {
  *                     [--h 10,50,200] [--setups a,b,c] [--slices 2] [--blas-threads 1]
  *                     [--data-threads auto] [--backend auto] [--timeout-minutes 240]
  *                     [--quality-steps n] [--quality-h 50,200] [--bank-limit 10000]
- *                     [--test-limit 2000] [--replicas auto]
+ *                     [--test-limit 2000] [--replicas auto] [--quality-moments averaged,per-slice]
+ *                     [--quality-skip-baselines]
  *
  * One run across many workers (DiLoCo rounds over BullMQ flows) on the fmnist-tiny preset and the
  * first `--train-limit` Fashion-MNIST training images. Figures, not assertions.
@@ -53,10 +54,14 @@ import {
  * wall time, merge time and bytes moved per round. Targets of the issue: c ≥ 1.8 × a and c ≥ 0.9 × b
  * at H = 50.
  *
- * Part 2, quality at equal images seen: in this process, synchronous training and DiLoCo rounds of
- * <slices> slices for every H of --quality-h (slices trained one after another, which gives the
- * distributed run's result), the same number of steps each, then weighted k-NN top-1 (k = 20,
- * T = 0.07) of each teacher: bank of --bank-limit training images, --test-limit test queries.
+ * Part 2, quality at equal images seen: in this process, synchronous training at the preset's batch
+ * (as many optimizer steps as the rounds' global steps) and at <slices>× the batch (data parallelism
+ * where each replica takes a slice's batch: as many steps as each slice trains, the DiLoCo paper's
+ * baseline), and DiLoCo rounds of <slices> slices for every H of --quality-h (slices trained one
+ * after another, which gives the distributed run's result) and every --quality-moments choice (a
+ * slice's AdamW moments: the merged mean, as the worker does, or its own from the previous round),
+ * then weighted k-NN top-1 (k = 20, T = 0.07) of each teacher: bank of --bank-limit training images,
+ * --test-limit test queries. --quality-skip-baselines trains DiLoCo only.
  *
  * --steps (and --quality-steps) are rounded up to whole epochs of the training images, since a
  * run's length is a number of epochs. The default is two rounds of the largest H: 800 steps, which
@@ -83,15 +88,22 @@ function positiveInts(name: string, fallback: string): number[] {
 }
 
 /** fmnist-tiny with at least `steps` steps (whole epochs) over `datasetSize` images. */
-function benchConfig(datasetSize: number, steps: number, parallel: { slices: number; h: number }): RunConfig {
+function benchConfig(
+  datasetSize: number,
+  steps: number,
+  parallel: { slices: number; h: number; batchScale?: number },
+): RunConfig {
   const base = resolveRunConfig('fmnist-tiny');
   const epochs = Math.ceil(steps / itersPerEpochFor(datasetSize, base.train.batchSize));
+  // A larger global batch keeps the epochs, so the images seen stay equal; the preset's lr is per
+  // 256 images and scales with the batch.
   return resolveRunConfig('fmnist-tiny', {
-    train: { epochs },
+    train: { epochs, batchSize: base.train.batchSize * (parallel.batchScale ?? 1) },
     parallel: { slices: parallel.slices, syncEverySteps: parallel.h },
   });
 }
 
+const signedPoints = (delta: number) => (delta >= 0 ? '+' : '') + delta.toFixed(2);
 const seconds = (ms: number) => (ms / 1000).toFixed(1);
 const fixed = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
 
@@ -289,10 +301,61 @@ interface QualityOptions {
   steps: number;
   slices: number;
   hs: number[];
+  moments: InnerMoments[];
+  /** Train the two synchronous baselines too (they do not depend on H or the moments). */
+  baselines: boolean;
   trainLimit: number;
   bankLimit: number;
   testLimit: number;
   replicas: string;
+}
+
+interface QualityVariant {
+  name: string;
+  slices: number;
+  h: number;
+  batchScale?: number;
+  moments?: InnerMoments;
+}
+
+/** The synchronous baselines (when asked for), then DiLoCo for every H and every moments choice. */
+function qualityVariants(opts: QualityOptions, defaultH: number): QualityVariant[] {
+  const baselines: QualityVariant[] = [
+    { name: BASELINE_SEQUENTIAL, slices: 1, h: defaultH },
+    { name: BASELINE_DATA_PARALLEL, slices: 1, h: defaultH, batchScale: opts.slices },
+  ];
+  const rounds = opts.hs.flatMap((h) =>
+    opts.moments.map((moments) => ({
+      name: `DiLoCo ${opts.slices} slices, H = ${h}${moments === 'averaged' ? '' : `, ${moments} moments`}`,
+      slices: opts.slices,
+      h,
+      moments,
+    })),
+  );
+  return [...(opts.baselines ? baselines : []), ...rounds];
+}
+
+const BASELINE_SEQUENTIAL = 'synchronous (1 slice)';
+const BASELINE_DATA_PARALLEL = 'synchronous, N× batch';
+
+/** Every score, then DiLoCo's against each synchronous baseline that was trained. */
+function printQualityComparison(scores: { name: string; top1: number }[], slices: number): void {
+  console.log('\nk-NN top-1 at equal images seen:');
+  for (const score of scores) console.log(`   ${score.name.padEnd(44)} ${score.top1.toFixed(2)}%`);
+  const against = [
+    { name: BASELINE_SEQUENTIAL, label: 'synchronous at the preset batch (as many steps as the rounds)' },
+    {
+      name: BASELINE_DATA_PARALLEL,
+      label: `synchronous data parallelism at ${slices}× batch (each replica a slice's batch)`,
+    },
+  ];
+  for (const { name, label } of against) {
+    const baseline = scores.find((s) => s.name === name);
+    if (!baseline) continue;
+    console.log(`against ${label}:`);
+    for (const score of scores.filter((s) => s.name.startsWith('DiLoCo')))
+      console.log(`   ${score.name.padEnd(44)} ${signedPoints(score.top1 - baseline.top1)} points`);
+  }
 }
 
 async function qualityPart(opts: QualityOptions): Promise<void> {
@@ -312,10 +375,7 @@ async function qualityPart(opts: QualityOptions): Promise<void> {
     const base = resolveRunConfig('fmnist-tiny');
     const replicas = resolveReplicas(replicaSetting(opts.replicas), backend, base.train.batchSize);
 
-    const variants = [
-      { name: 'synchronous (1 slice)', slices: 1, h: base.parallel.syncEverySteps },
-      ...opts.hs.map((h) => ({ name: `DiLoCo ${opts.slices} slices, H = ${h}`, slices: opts.slices, h })),
-    ];
+    const variants = qualityVariants(opts, base.parallel.syncEverySteps);
     const bankCount = Math.min(opts.bankLimit, train.count);
     console.log(
       `fmnist-tiny on ${trainSet.count} training images, ${replicas} replica(s) on ${backend.name}; ` +
@@ -334,7 +394,7 @@ async function qualityPart(opts: QualityOptions): Promise<void> {
             `   ${variant.name}: ${trained}/${total} steps (${seconds(performance.now() - started)} s)`,
           );
       };
-      const inProcess = { replicas, backend: backend.name, onStep };
+      const inProcess = { replicas, backend: backend.name, onStep, moments: variant.moments };
       const files =
         variant.slices > 1
           ? await trainRounds(config, trainSet, inProcess)
@@ -357,18 +417,18 @@ async function qualityPart(opts: QualityOptions): Promise<void> {
           `k-NN top-1 ${top1.toFixed(2)}% (evaluated in ${seconds(performance.now() - evalStarted)} s)`,
       );
     }
-    console.log('\nk-NN top-1 at equal images seen:');
-    const reference = scores[0].top1;
-    for (const score of scores)
-      console.log(
-        `   ${score.name.padEnd(28)} ${score.top1.toFixed(2)}%` +
-          (score === scores[0]
-            ? ''
-            : `  (${(score.top1 - reference >= 0 ? '+' : '') + (score.top1 - reference).toFixed(2)} points)`),
-      );
+    printQualityComparison(scores, opts.slices);
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
+}
+
+function qualityMoments(): InnerMoments[] {
+  const raw = argValue('quality-moments', 'averaged')!;
+  const values = raw.split(',');
+  if (values.some((v) => v !== 'averaged' && v !== 'per-slice'))
+    throw new Error(`--quality-moments takes averaged and per-slice, got ${raw}`);
+  return values as InnerMoments[];
 }
 
 async function main(): Promise<void> {
@@ -407,6 +467,8 @@ async function main(): Promise<void> {
       steps: positiveInt('quality-steps', argValue('steps') ? steps : 2 * slices * Math.max(...qualityHs)),
       slices,
       hs: qualityHs,
+      moments: qualityMoments(),
+      baselines: !process.argv.includes('--quality-skip-baselines'),
       trainLimit,
       bankLimit: positiveInt('bank-limit', 10_000),
       testLimit: positiveInt('test-limit', 2_000),

@@ -10,6 +10,7 @@ interface ImportWebDatasetFlags {
   name: string;
   split: string;
   resize?: { width: number; height: number };
+  maxSide?: number;
   channels: 1 | 3;
   classes?: string[];
   shardSize: number;
@@ -51,8 +52,13 @@ export function registerImportWebDataset(program: Command): void {
     .option('--split <split>', 'split the images become; added to an existing dataset', 'train')
     .option(
       '--resize <WxH>',
-      'resize every image (aspect kept, centre-cropped); without it all images must share one size',
+      'resize every image to one size (aspect kept, centre-cropped); without it images keep their own sizes',
       parseResize,
+    )
+    .option(
+      '--max-side <n>',
+      'images keep their own sizes, but a longer side above n is downscaled to n (aspect kept); not with --resize',
+      positiveInt('--max-side'),
     )
     .option('--channels <n>', '1 (grey) or 3 (RGB)', parseChannels, 3)
     .option('--classes <file>', 'classes.txt: line i names class i (default: the index)', readClassNames)
@@ -74,6 +80,7 @@ export function registerImportWebDataset(program: Command): void {
         name: o.name,
         split: o.split,
         resize: o.resize,
+        maxSide: o.maxSide,
         channels: o.channels,
         classNames: o.classes,
         shardSize: o.shardSize,

@@ -63,7 +63,12 @@ export class DatasetCache {
       key,
       bytes: 0,
       value: loadSplit(this.store, manifest, split, { limit }).then((data) => {
-        entry.bytes = data.images.byteLength + data.labels.byteLength;
+        entry.bytes =
+          data.images.byteLength +
+          data.labels.byteLength +
+          data.offsets.byteLength +
+          data.heights.byteLength +
+          data.widths.byteLength;
         this.evict();
         return { manifest, manifestSha, data };
       }),

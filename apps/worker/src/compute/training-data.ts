@@ -3,6 +3,7 @@ import type { AugmentConfig } from '@dinoq/config';
 import {
   AugmentPool,
   ShardCache,
+  splitDecodedBytes,
   splitOf,
   StreamingAugmentPool,
   StreamingBatches,
@@ -39,7 +40,7 @@ export interface DataSettings {
 
 export interface DataChoice {
   mode: DataMode;
-  /** The split's decoded size: images × height × width × channels bytes. */
+  /** The split's decoded size in bytes (each image height × width × channels). */
   decodedBytes: number;
   reason: string;
 }
@@ -50,8 +51,7 @@ export function chooseDataMode(
   manifest: DatasetManifest,
   split: string,
 ): DataChoice {
-  const { width, height, channels } = manifest.imageSize;
-  const decodedBytes = splitOf(manifest, split).count * width * height * channels;
+  const decodedBytes = splitDecodedBytes(manifest, split);
   const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
   if (settings.mode !== 'auto') {
     return { mode: settings.mode, decodedBytes, reason: `DINOQ_DATA_MODE=${settings.mode}` };
@@ -185,8 +185,12 @@ async function streamed(
   };
 }
 
-/** One shard cache per dataset version, kept for the life of the compute process. */
-function shardCacheFor(ctx: ComputeContext, dataset: string, manifestSha: string): Promise<ShardCache> {
+/** One shard cache per dataset version, kept for the life of the compute process (shared by all jobs). */
+export function shardCacheFor(
+  ctx: ComputeContext,
+  dataset: string,
+  manifestSha: string,
+): Promise<ShardCache> {
   const key = `${dataset}-${manifestSha.slice(0, 16)}`;
   let cache = ctx.shardCaches.get(key);
   if (!cache) {

@@ -2,7 +2,8 @@ import * as path from 'node:path';
 import type { AugmentConfig } from '@dinoq/config';
 import { spawnModuleThread, ThreadChannel } from '@dinoq/threads';
 import type { AugmentDone, AugmentReply, AugmentRequest, AugmentThreadData } from './augment-protocol';
-import { checkIndex, type AugmentedBatch, type ImageSource } from './multi-crop';
+import { imageBytesOf, type ImageSource } from '../images';
+import { checkIndex, type AugmentedBatch } from './multi-crop';
 
 /**
  * The data pipeline's own cores: multi-crop augmentation in worker threads, so batches are
@@ -20,15 +21,18 @@ export class AugmentPool {
   static start(source: ImageSource, threads: number): AugmentPool {
     if (!Number.isInteger(threads) || threads < 1)
       throw new Error(`augmentation threads must be a positive integer, got ${threads}`);
-    const frame = source.height * source.width * source.channels;
-    const shared = new SharedArrayBuffer(source.count * frame);
-    new Uint8Array(shared).set(source.images.subarray(0, source.count * frame));
+    const bytes = imageBytesOf(source);
+    const shared = new SharedArrayBuffer(bytes);
+    new Uint8Array(shared).set(source.images.subarray(0, bytes));
+    const { count, channels } = source;
+    // The layout (16 bytes an image) is copied to each thread; the pixels are shared.
     const data: AugmentThreadData = {
       images: shared,
-      count: source.count,
-      height: source.height,
-      width: source.width,
-      channels: source.channels,
+      count,
+      channels,
+      offsets: source.offsets.slice(0, count),
+      heights: source.heights.slice(0, count),
+      widths: source.widths.slice(0, count),
     };
     const base = path.join(__dirname, 'augment-thread');
     const workers = Array.from(

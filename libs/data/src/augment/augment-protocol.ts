@@ -1,13 +1,10 @@
 import type { AugmentConfig } from '@dinoq/config';
+import type { ImageSource } from '../images';
 import type { AugmentedBatch } from './multi-crop';
 
-/** What an augmentation thread starts with: the decoded images in shared memory. */
-export interface AugmentThreadData {
+/** What an augmentation thread starts with: the decoded images in shared memory, and their layout. */
+export interface AugmentThreadData extends Omit<ImageSource, 'images'> {
   images: SharedArrayBuffer;
-  count: number;
-  height: number;
-  width: number;
-  channels: 1 | 3;
 }
 
 export interface AugmentRequest {

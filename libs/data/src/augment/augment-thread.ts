@@ -1,18 +1,13 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { AugmentConfig } from '@dinoq/config';
-import { augmentBatch, type ImageSource } from './multi-crop';
+import type { ImageSource } from '../images';
+import { augmentBatch } from './multi-crop';
 import type { AugmentReply, AugmentRequest, AugmentThreadData } from './augment-protocol';
 
 /** One data-pipeline thread: multi-crop augmentation of the images it is told, from shared memory. */
 
 const data = workerData as AugmentThreadData;
-const source: ImageSource = {
-  images: new Uint8Array(data.images),
-  count: data.count,
-  height: data.height,
-  width: data.width,
-  channels: data.channels,
-};
+const source: ImageSource = { ...data, images: new Uint8Array(data.images) };
 
 parentPort!.on('message', (msg: AugmentRequest) => {
   augmentBatch(source, msg.indices, msg.cfg as AugmentConfig, { seed: msg.seed, epoch: msg.epoch }).then(

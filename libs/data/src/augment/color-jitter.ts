@@ -1,5 +1,6 @@
 import { adjustBrightness, adjustContrast, adjustHue, adjustSaturation } from './pixel-ops';
 import { uniform, type Rng } from './rng';
+import type { PlanarImage } from './wasm/planar-image';
 
 export interface ColorJitterStrength {
   brightness: number;
@@ -21,7 +22,7 @@ export const DINO_COLOR_JITTER: ColorJitterStrength = {
  * (brightness/contrast/saturation in [1 − s, 1 + s], hue shift in [−h, h]), then applies them.
  */
 export function colorJitter(
-  img: Float32Array,
+  img: PlanarImage,
   rng: Rng,
   strength: ColorJitterStrength = DINO_COLOR_JITTER,
 ): void {

@@ -1,111 +1,45 @@
-import { accumulateTaps, Scratch } from './weighted-rows';
+import { kernels, type PlanarImage } from './wasm/planar-image';
 
 /**
- * Normalised 1-D Gaussian taps out to 3σ (at least one tap each side), rounded to float32 (the
- * precision the kernel has always had) and held as doubles so the inner loops skip the conversion.
+ * PIL's GaussianBlur, as the reference applies it: three passes of an extended box filter
+ * (Gwosdek et al., "Theoretical foundations of Gaussian convolution by extended box filtering",
+ * 2011) in each direction, whose variance matches the Gaussian's. A pass with float radius
+ * rf = r + a (r whole) gives the 2r + 1 pixels around each one the weight 1 / (2rf + 1) and the
+ * next pixel on each side the rest; pixels past the edge repeat the border one (PIL's
+ * ImagingBoxBlur / ImagingGaussianBlur).
+ *
+ * Unlike PIL, which works on 8-bit images with 24-bit fixed-point weights and rounds each pass to
+ * 8 bits, this works in float32 with exact weights and no rounding between passes.
  */
-function gaussianKernel(sigma: number): Float64Array {
-  const radius = Math.max(1, Math.ceil(3 * sigma));
-  const k = new Float64Array(2 * radius + 1);
-  let sum = 0;
-  for (let i = -radius; i <= radius; i++) {
-    const w = Math.exp(-(i * i) / (2 * sigma * sigma));
-    k[i + radius] = Math.fround(w);
-    sum += w; // the unrounded value, as the sum has always been taken
-  }
-  for (let i = 0; i < k.length; i++) k[i] = Math.fround(k[i] / sum);
-  return k;
-}
 
-// Reused across calls (one call at a time per thread); grown on demand, never shrunk.
-const scratchTmp = new Scratch((n) => new Float32Array(n));
-const scratchAcc = new Scratch((n) => new Float64Array(n));
-const scratchOffsets = new Scratch((n) => new Int32Array(n));
+const PASSES = 3;
 
-/**
- * Exact separable Gaussian blur of a 3-channel HWC float image, in place. Edges repeat the
- * border pixel, as PIL's blur does. (PIL approximates the Gaussian with box blurs; the spec
- * accepts the exact kernel.)
- */
-export function gaussianBlur(img: Float32Array, height: number, width: number, sigma: number): void {
-  const k = gaussianKernel(sigma);
-  const tmp = scratchTmp.get(img.length);
-  const acc = scratchAcc.get(width * 3);
-  const offsets = scratchOffsets.get(k.length);
-  for (let y = 0; y < height; y++) blurRow(img, tmp, y * width * 3, width, k, offsets, acc);
-  blurColumns(tmp, img, height, width, k, offsets, acc);
+/** Box radius of each pass for a Gaussian of standard deviation `sigma` (PIL's _gaussian_blur_radius). */
+export function boxBlurRadius(sigma: number, passes = PASSES): number {
+  const sigma2 = (sigma * sigma) / passes;
+  const boxLength = Math.sqrt(12 * sigma2 + 1);
+  const l = Math.floor((boxLength - 1) / 2);
+  const a = ((2 * l + 1) * (l * (l + 1) - 3 * sigma2)) / (6 * (sigma2 - (l + 1) * (l + 1)));
+  return l + a;
 }
 
 /**
- * Horizontal pass of one row; taps are summed left to right, clamped at the edges. Pixels whose
- * taps all fall inside the row go through `accumulateTaps`, the few near the edges one at a time.
+ * Blurs the image in place. Each pass costs O(r) per pixel for box radius r, which is at most 1
+ * for DINO's σ ≤ 2 (r ≥ 2 needs σ ≥ 2.45), so direct sums beat running ones.
  */
-function blurRow(
-  src: Float32Array,
-  dst: Float32Array,
-  row: number,
-  width: number,
-  k: Float64Array,
-  offsets: Int32Array,
-  acc: Float64Array,
-): void {
-  const radius = (k.length - 1) / 2;
-  const innerEnd = Math.max(radius, width - radius);
-  const innerLen = (innerEnd - radius) * 3;
-  if (innerLen > 0) {
-    // Output element row + radius·3 + i takes tap t from src[row + t·3 + i].
-    for (let t = 0; t < k.length; t++) offsets[t] = row + t * 3;
-    accumulateTaps(src, offsets, k, 0, k.length, acc, innerLen);
-    dst.set(acc.subarray(0, innerLen), row + radius * 3);
-  }
-  for (let x = 0; x < Math.min(radius, width); x++) blurPixel(src, dst, row, width, x, k);
-  for (let x = innerEnd; x < width; x++) blurPixel(src, dst, row, width, x, k);
-}
-
-function blurPixel(
-  src: Float32Array,
-  dst: Float32Array,
-  row: number,
-  width: number,
-  x: number,
-  k: Float64Array,
-): void {
-  const radius = (k.length - 1) / 2;
-  let r = 0;
-  let g = 0;
-  let b = 0;
-  for (let t = -radius; t <= radius; t++) {
-    const xx = x + t < 0 ? 0 : x + t >= width ? width - 1 : x + t;
-    const s = row + xx * 3;
-    const w = k[t + radius];
-    r += w * src[s];
-    g += w * src[s + 1];
-    b += w * src[s + 2];
-  }
-  const d = row + x * 3;
-  dst[d] = r;
-  dst[d + 1] = g;
-  dst[d + 2] = b;
-}
-
-/** Vertical pass, a whole output row at a time; each value sums its taps top to bottom. */
-function blurColumns(
-  src: Float32Array,
-  dst: Float32Array,
-  height: number,
-  width: number,
-  k: Float64Array,
-  offsets: Int32Array,
-  acc: Float64Array,
-): void {
-  const radius = (k.length - 1) / 2;
-  const rowLen = width * 3;
-  for (let y = 0; y < height; y++) {
-    for (let t = -radius; t <= radius; t++) {
-      const yy = y + t < 0 ? 0 : y + t >= height ? height - 1 : y + t;
-      offsets[t + radius] = yy * rowLen;
-    }
-    accumulateTaps(src, offsets, k, 0, k.length, acc, rowLen);
-    dst.set(acc.subarray(0, rowLen), y * rowLen);
+export function gaussianBlur(img: PlanarImage, sigma: number): void {
+  if (!(sigma > 0)) throw new Error(`gaussianBlur: sigma must be positive, got ${sigma}`);
+  const radius = boxBlurRadius(sigma);
+  const r = Math.floor(radius);
+  const ww = 1 / (2 * radius + 1);
+  const fw = (1 - (2 * r + 1) * ww) / 2;
+  const taps = 2 * r + 3;
+  const [line, offsets] = img.scratch((img.stride + taps + 3) * 4, taps * 4);
+  const k = kernels();
+  for (let pass = 0; pass < PASSES; pass++)
+    k.boxRowsH(img.ptr, img.height, img.width, img.stride, r, ww, fw, line, offsets);
+  for (let pass = 0; pass < PASSES; pass++) {
+    k.boxRowsV(img.ptr, img.spare, img.height, img.stride, r, ww, fw, offsets);
+    img.swap();
   }
 }

@@ -1,14 +1,11 @@
 import type { AugmentConfig } from '@dinoq/config';
-import type { DecodedSplit } from '../load-split';
-import { resizeCropBicubic } from './bicubic-resize';
+import { imageAt, type ImageSource } from '../images';
+import { resizeCrop } from './bicubic-resize';
 import { colorJitter } from './color-jitter';
 import { gaussianBlur } from './gaussian-blur';
-import { flipHorizontal, grayscale, normalizeInto, solarize, toRgbFloat } from './pixel-ops';
+import { grayscale, normalizeInto, solarize, toRgbFloat } from './pixel-ops';
 import { sampleCropBox } from './random-resized-crop';
 import { augmentRng, uniform, type Rng } from './rng';
-
-/** The decoded images augmentation reads (a DecodedSplit or anything shaped like one). */
-export type ImageSource = Pick<DecodedSplit, 'images' | 'count' | 'height' | 'width' | 'channels'>;
 
 export interface ViewSpec {
   kind: 'global' | 'local';
@@ -53,7 +50,8 @@ const GRAYSCALE_P = 0.2;
 /**
  * One view of one image: crop → flip → colour jitter → grayscale → blur → solarize, on
  * [0, 255] floats. The probability tests follow the reference (`u ≤ p` for jitter and blur,
- * `u < p` for the others).
+ * `u < p` for the others). The flip is drawn before the resize, which draws nothing (so the
+ * sequence of draws is the reference's), and done by it.
  */
 export function augmentView(
   src: Float32Array,
@@ -64,14 +62,13 @@ export function augmentView(
   out: Float32Array = new Float32Array(view.size * view.size * 3),
 ): Float32Array {
   const box = sampleCropBox(rng, height, width, view.scale);
-  const img = resizeCropBicubic(src, width, box, view.size, view.size, out);
-  if (rng() < FLIP_P) flipHorizontal(img, view.size, view.size);
+  const flip = rng() < FLIP_P;
+  const img = resizeCrop(src, width, box, view.size, view.size, flip);
   if (rng() <= JITTER_P) colorJitter(img, rng);
   if (rng() < GRAYSCALE_P) grayscale(img);
-  if (rng() <= view.blurProbability)
-    gaussianBlur(img, view.size, view.size, uniform(rng, view.blurSigma[0], view.blurSigma[1]));
+  if (rng() <= view.blurProbability) gaussianBlur(img, uniform(rng, view.blurSigma[0], view.blurSigma[1]));
   if (view.solarizeProbability > 0 && rng() < view.solarizeProbability) solarize(img);
-  return img;
+  return img.toInterleaved(out);
 }
 
 export interface AugmentedBatch {
@@ -92,7 +89,8 @@ export function checkIndex(source: ImageSource, index: number): void {
 const YIELD_EVERY = 16;
 
 /**
- * DINO multi-crop for a batch. The draws for image `i` depend only on (seed, epoch, key), where the
+ * DINO multi-crop for a batch; each image is cropped from its own size and aspect, as the reference's
+ * RandomResizedCrop sees the original image. The draws for image `i` depend only on (seed, epoch, key), where the
  * key is `i` itself (an index into a whole decoded split) unless `keys` gives each batch entry its
  * own (a streamed batch holds only its own images, keyed by their index in the split); so the same
  * inputs give bit-identical outputs whatever the batch composition or order.
@@ -109,19 +107,21 @@ export async function augmentBatch(
   const views = multiCropViews(cfg);
   const batch = indices.length;
   const outputs = views.map((v) => new Float32Array(batch * v.size * v.size * 3));
-  const { height, width, channels } = images;
-  const frame = height * width * channels;
-  const src = new Float32Array(height * width * 3);
+  // One float copy of the current image, grown to the largest seen; each view crops it at its own size.
+  let src = new Float32Array(0);
   // One working image per crop size, reused: each view is normalised out before the next starts.
   const work = new Map(views.map((v) => [v.size, new Float32Array(v.size * v.size * 3)]));
   let busyMs = 0;
   let chunkStart = performance.now();
   for (const [b, index] of indices.entries()) {
     checkIndex(images, index);
-    toRgbFloat(images.images.subarray(index * frame, (index + 1) * frame), channels, src);
+    const { pixels, height, width } = imageAt(images, index);
+    const floats = height * width * 3;
+    if (src.length < floats) src = new Float32Array(floats);
+    const rgb = toRgbFloat(pixels, images.channels, src.subarray(0, floats));
     const rng = augmentRng(options.seed, options.epoch, keys ? keys[b] : index);
     for (const [v, view] of views.entries()) {
-      const img = augmentView(src, height, width, view, rng, work.get(view.size));
+      const img = augmentView(rgb, height, width, view, rng, work.get(view.size));
       normalizeInto(img, cfg.mean, cfg.std, outputs[v], b * img.length);
     }
     if ((b + 1) % YIELD_EVERY === 0) {

@@ -2,7 +2,14 @@ import * as path from 'node:path';
 import seedrandom from 'seedrandom';
 import type { BlobStore } from '../blob-store';
 import { createDecodeCounter, decodeSample } from '../decode';
-import { MANIFEST_VERSION, splitOf, writeManifest, type DatasetManifest, type SplitInfo } from '../manifest';
+import {
+  fixedImageSize,
+  MANIFEST_VERSION,
+  splitOf,
+  writeManifest,
+  type DatasetManifest,
+  type SplitInfo,
+} from '../manifest';
 import { encodePng } from '../png';
 import { ShardWriter } from '../shard-writer';
 import { readSplitSamples } from '../shard-reader';
@@ -286,8 +293,9 @@ export async function loadMasks(
   split: string,
   options: { limit?: number; channels?: 1 | 3 } = {},
 ): Promise<LoadedMasks> {
-  const { width, height } = manifest.imageSize;
-  const channels = options.channels ?? manifest.imageSize.channels;
+  const size = fixedImageSize(manifest, 'loading masks');
+  const { width, height } = size;
+  const channels = options.channels ?? size.channels;
   const capacity = Math.min(options.limit ?? Infinity, splitOf(manifest, split).count);
   const frame = width * height;
   const masks = new Uint8Array(capacity * frame);

@@ -1,15 +1,16 @@
 import * as path from 'node:path';
 import type { AugmentConfig } from '@dinoq/config';
 import { spawnModuleThread, ThreadChannel } from '@dinoq/threads';
-import type { AugmentedBatch, ImageSource } from '../augment/multi-crop';
+import type { AugmentedBatch } from '../augment/multi-crop';
+import { imageBytesOf, type ImageSource } from '../images';
 import type { KeyedAugmentReply, KeyedAugmentRequest } from './augment-protocol';
 import { augmentKeyedBatch } from './keyed-augment';
 
 /**
  * Multi-crop of streamed batches in worker threads. Unlike AugmentPool, whose threads hold a whole
  * decoded split in shared memory, nothing is resident here: each batch is split into contiguous
- * parts, one per thread, and each part's decoded images are copied into the request (a batch of
- * 256 images of 64×64×3 is 3 MB). Output is bit-identical to `augmentKeyedBatch` on this thread.
+ * parts, one per thread, and each part's decoded images and their sizes are copied into the
+ * request (a batch of 256 images of 64×64×3 is 3 MB). Output is bit-identical to `augmentKeyedBatch` on this thread.
  */
 export class StreamingAugmentPool {
   private constructor(private readonly workers: ThreadChannel<KeyedAugmentReply>[]) {}
@@ -39,18 +40,19 @@ export class StreamingAugmentPool {
   ): Promise<AugmentedBatch> {
     if (keys.length !== images.count)
       throw new Error(`augmentation keys: ${keys.length} keys for ${images.count} images`);
-    const frame = images.height * images.width * images.channels;
     const parts = Math.min(this.workers.length, keys.length);
     const done = await Promise.all(
       Array.from({ length: parts }, (_, t) => {
         const from = Math.floor((keys.length * t) / parts);
         const to = Math.floor((keys.length * (t + 1)) / parts);
-        const bytes = images.images.slice(from * frame, to * frame);
+        const start = images.offsets[from];
+        const bytes = images.images.slice(start, imageBytesOf(images, to));
         const request: Omit<KeyedAugmentRequest, 'id'> = {
           images: bytes.buffer,
-          height: images.height,
-          width: images.width,
           channels: images.channels,
+          offsets: images.offsets.slice(from, to).map((offset) => offset - start),
+          heights: images.heights.slice(from, to),
+          widths: images.widths.slice(from, to),
           keys: keys.slice(from, to),
           cfg,
           ...options,

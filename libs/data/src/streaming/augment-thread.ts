@@ -5,12 +5,14 @@ import { augmentKeyedBatch } from './keyed-augment';
 /** One streaming augmentation thread: multi-crop of the images each request brings. */
 
 parentPort!.on('message', (msg: KeyedAugmentRequest) => {
+  const { channels, offsets, heights, widths } = msg;
   const images = {
     images: new Uint8Array(msg.images),
     count: msg.keys.length,
-    height: msg.height,
-    width: msg.width,
-    channels: msg.channels,
+    channels,
+    offsets,
+    heights,
+    widths,
   };
   augmentKeyedBatch(images, msg.keys, msg.cfg, { seed: msg.seed, epoch: msg.epoch }).then(
     (batch) => {

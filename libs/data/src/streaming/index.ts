@@ -6,3 +6,4 @@ export * from './keyed-augment';
 export * from './augment-pool';
 export * from './streaming-batches';
 export * from './tar-index';
+export * from './split-pass';

@@ -1,5 +1,6 @@
 import type { AugmentConfig } from '@dinoq/config';
-import { augmentBatch, type AugmentedBatch, type ImageSource } from '../augment/multi-crop';
+import { augmentBatch, type AugmentedBatch } from '../augment/multi-crop';
+import type { ImageSource } from '../images';
 
 /**
  * DINO multi-crop for a batch whose images are held in batch order (image b of `images` is the

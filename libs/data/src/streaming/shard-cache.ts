@@ -1,6 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { isBlobNotFound, type BlobStore } from '../blob-store';
 import { mapLimit } from '../concurrency';
@@ -35,7 +37,7 @@ export interface ShardCacheOptions {
   dir: string;
   /** Disk budget. Exceeded only while every cached shard is in use. */
   maxBytes: number;
-  /** Downloads that `prefetch` runs at once (default 2). Each holds a whole shard in memory. */
+  /** Downloads that `prefetch` runs at once (default 2); each streams to disk. */
   prefetchConcurrency?: number;
 }
 
@@ -154,17 +156,6 @@ export class ShardCache {
     );
   }
 
-  /** The shard's bytes, read from its cached file. */
-  async read(shard: ShardInfo): Promise<Uint8Array> {
-    const pinned = await this.get(shard);
-    try {
-      const buf = await readFile(pinned.path);
-      return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
-    } finally {
-      pinned.release();
-    }
-  }
-
   /**
    * Fetches the shards that are not cached, in the order given, at most `prefetchConcurrency`
    * downloads at once across all calls. Failures are not thrown here: a shard given up on is listed
@@ -272,19 +263,24 @@ export class ShardCache {
     this.counters.misses++;
     for (let attempt = 0; attempt < 2; attempt++) {
       if (attempt > 0) this.counters.refetches++;
-      let bytes: Uint8Array;
+      const tmp = `${full}.${randomBytes(6).toString('hex')}${TMP_SUFFIX}`;
       try {
-        bytes = await this.options.store.get(key);
-      } catch (err) {
-        if (!isBlobNotFound(err)) throw err;
-        reason = 'not found in the store';
-        break;
-      }
-      this.counters.bytesFetched += bytes.length;
-      reason = mismatch(bytes, shard);
-      if (reason === '') {
-        await this.place(file, bytes, shard);
-        return false;
+        let download: Download;
+        try {
+          download = await this.download(key, tmp);
+        } catch (err) {
+          if (!isBlobNotFound(err)) throw err;
+          reason = 'not found in the store';
+          break;
+        }
+        this.counters.bytesFetched += download.bytes;
+        reason = mismatch(download, shard);
+        if (reason === '') {
+          await this.place(tmp, file, shard);
+          return false;
+        }
+      } finally {
+        await rm(tmp, { force: true });
       }
     }
     const error = new ShardUnavailableError(key, reason);
@@ -292,21 +288,33 @@ export class ShardCache {
     throw error;
   }
 
-  /** Writes beside the final name and renames, then accounts the file (which may evict others). */
-  private async place(file: string, bytes: Uint8Array, shard: ShardInfo): Promise<void> {
-    const full = path.join(this.options.dir, file);
-    const tmp = `${full}.${randomBytes(6).toString('hex')}${TMP_SUFFIX}`;
-    try {
-      await writeFile(tmp, bytes);
-      // An eviction of an older copy may still be deleting the file: let it finish first. None can
-      // start before `lru.set` below, since the file has no entry until then.
-      await this.removing.get(file);
-      await rename(tmp, full);
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
-    }
-    this.lru.set(file, { verifiedSha: shard.sha256 }, bytes.length);
+  /**
+   * Writes the object to `tmp`, hashing it on the way: streamed when the store can, so a download
+   * holds a chunk of the shard in memory, not the shard.
+   */
+  private async download(key: string, tmp: string): Promise<Download> {
+    const { store } = this.options;
+    const hash = createHash('sha256');
+    let bytes = 0;
+    const counted = async function* (chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>) {
+      for await (const chunk of chunks) {
+        hash.update(chunk);
+        bytes += chunk.length;
+        yield chunk;
+      }
+    };
+    const source = store.getStream ? await store.getStream(key) : [await store.get(key)];
+    await pipeline(Readable.from(counted(source)), createWriteStream(tmp));
+    return { bytes, sha256: hash.digest('hex') };
+  }
+
+  /** Renames the checked download into place, then accounts the file (which may evict others). */
+  private async place(tmp: string, file: string, shard: ShardInfo): Promise<void> {
+    // An eviction of an older copy may still be deleting the file: let it finish first. None can
+    // start before `lru.set` below, since the file has no entry until then.
+    await this.removing.get(file);
+    await rename(tmp, path.join(this.options.dir, file));
+    this.lru.set(file, { verifiedSha: shard.sha256 }, shard.bytes);
   }
 
   private evict(file: string): void {
@@ -327,10 +335,16 @@ function localName(shard: ShardInfo): string {
   return shard.file;
 }
 
-function mismatch(bytes: Uint8Array, shard: ShardInfo): string {
-  if (bytes.length !== shard.bytes) return `${bytes.length} bytes, the manifest says ${shard.bytes}`;
-  const sha = createHash('sha256').update(bytes).digest('hex');
-  if (sha !== shard.sha256) return `sha256 ${sha} does not match the manifest's ${shard.sha256}`;
+/** What a download wrote: its length and sha256. */
+interface Download {
+  bytes: number;
+  sha256: string;
+}
+
+function mismatch(download: Download, shard: ShardInfo): string {
+  if (download.bytes !== shard.bytes) return `${download.bytes} bytes, the manifest says ${shard.bytes}`;
+  if (download.sha256 !== shard.sha256)
+    return `sha256 ${download.sha256} does not match the manifest's ${shard.sha256}`;
   return '';
 }
 

@@ -1,13 +1,20 @@
 import { open, type FileHandle } from 'node:fs/promises';
-import type { ImageSource } from '../augment/multi-crop';
+import { ImageSourceBuilder, type ImageSource } from '../images';
 import { mapLimit } from '../concurrency';
 import { createDecodeCounter, decodeSample, type DecodedSample } from '../decode';
-import { shardKey, splitOf, type DatasetManifest, type ShardInfo, type SplitInfo } from '../manifest';
+import {
+  manifestChannels,
+  shardKey,
+  splitOf,
+  type DatasetManifest,
+  type ShardInfo,
+  type SplitInfo,
+} from '../manifest';
 import { ShardIntegrityError, type ShardSample } from '../shard-reader';
 import { PinnedLru } from './pinned-lru';
 import type { StreamingSampleOrder } from './sample-order';
 import { ShardCache, ShardUnavailableError, type PinnedShard, type ShardCacheStats } from './shard-cache';
-import { indexBytes, indexShardSamples, type IndexedSample, type MemberRange } from './tar-index';
+import { indexBytes, indexShardFile, type IndexedSample, type MemberRange } from './tar-index';
 
 /**
  * Decoded images for a step's batch, read from the cached shard files its samples live in, with
@@ -42,14 +49,18 @@ export interface StreamingReaderOptions {
   decodeConcurrency?: number;
 }
 
-/** A batch's decoded images in batch order: image b is `images.subarray(b·H·W·C, (b+1)·H·W·C)`. */
-export interface StreamingBatchImages extends ImageSource {
-  step: number;
-  epoch: number;
-  /** Global sample index of each image (after replacements), batch order. */
+/** Decoded samples, each image at its own size (images.ts). */
+export interface SampleImages extends ImageSource {
+  /** Global sample index of each image. */
   indices: number[];
   /** Class index per image, −1 where the sample has no label. */
   labels: Int32Array;
+}
+
+/** A batch's decoded images in batch order; image b is the batch's b-th sample (after replacements). */
+export interface StreamingBatchImages extends SampleImages {
+  step: number;
+  epoch: number;
   /** How many of the batch's own samples were unusable and replaced. */
   replaced: number;
 }
@@ -79,8 +90,6 @@ type OpenShard = IndexedSample[] | undefined;
 
 export class StreamingSplitReader {
   readonly order: StreamingSampleOrder;
-  readonly height: number;
-  readonly width: number;
   readonly channels: 1 | 3;
   private readonly split: SplitInfo;
   private readonly open: PinnedLru<IndexedSample[]>;
@@ -104,14 +113,8 @@ export class StreamingSplitReader {
       throw new Error(
         `sample order was built for other shards than ${options.manifest.name}/${options.split}'s`,
       );
-    this.height = options.manifest.imageSize.height;
-    this.width = options.manifest.imageSize.width;
-    this.channels = options.channels ?? options.manifest.imageSize.channels;
+    this.channels = options.channels ?? manifestChannels(options.manifest);
     this.open = new PinnedLru<IndexedSample[]>(options.maxOpenShardBytes ?? DEFAULT_INDEX_BYTES);
-  }
-
-  get frameBytes(): number {
-    return this.height * this.width * this.channels;
   }
 
   /** The shard entries of the manifest, by index. */
@@ -124,11 +127,15 @@ export class StreamingSplitReader {
    * first needed (see ShardCache.prefetch: failures show in the stats, not here).
    */
   async prefetch(batchSize: number, fromStep: number, toStep: number): Promise<void> {
-    const shards = this.order
-      .shardsForSteps(batchSize, fromStep, toStep)
-      .filter((s) => !this.skippedShards.has(s) && !this.open.has(String(s)))
-      .map((s) => this.shardInfo(s));
-    await this.options.cache.prefetch(shards);
+    await this.prefetchShards(this.order.shardsForSteps(batchSize, fromStep, toStep));
+  }
+
+  /** As `prefetch`, for the shards holding global samples [from, to) (a pass in sample order). */
+  async prefetchSamples(from: number, to: number): Promise<void> {
+    if (to <= from) return;
+    const first = this.order.shardOfSample(from);
+    const last = this.order.shardOfSample(to - 1);
+    await this.prefetchShards(Array.from({ length: last - first + 1 }, (_, k) => first + k));
   }
 
   /** Step `step`'s batch of `batchSize` decoded images. */
@@ -163,28 +170,17 @@ export class StreamingSplitReader {
       this.replacedSamples += replaced;
     }
 
-    const frame = this.frameBytes;
-    const images = new Uint8Array(batchSize * frame);
-    const labels = new Int32Array(batchSize);
-    const indices: number[] = [];
-    for (const [b, d] of decoded.entries()) {
-      const sample = d as Decoded;
-      images.set(sample.pixels, b * frame);
-      labels[b] = sample.label;
-      indices.push(sample.index);
-    }
-    return {
-      step,
-      epoch,
-      indices,
-      labels,
-      replaced,
-      images,
-      count: batchSize,
-      height: this.height,
-      width: this.width,
-      channels: this.channels,
-    };
+    return { step, epoch, replaced, ...this.imagesOf(decoded as Decoded[]) };
+  }
+
+  /**
+   * The decoded images of the given global samples, in that order, with unusable ones left out
+   * (counted in the stats) rather than replaced: a pass that must see each sample once (evaluation)
+   * or a few chosen samples. Each shard's file is read once per call.
+   */
+  async readSamples(indices: readonly number[]): Promise<SampleImages> {
+    const decoded = await this.decodeMany(indices);
+    return this.imagesOf(decoded.filter((d): d is Decoded => d !== undefined));
   }
 
   stats(): StreamingReaderStats {
@@ -199,6 +195,24 @@ export class StreamingSplitReader {
       maxOpenShardBytes: this.open.maxBytes,
       cache: this.options.cache.stats(),
     };
+  }
+
+  private imagesOf(samples: readonly Decoded[]): SampleImages {
+    const bytes = samples.reduce((sum, d) => sum + d.pixels.length, 0);
+    const images = new ImageSourceBuilder(this.channels, samples.length, bytes);
+    for (const d of samples) images.add(d.pixels, d.height, d.width);
+    return {
+      indices: samples.map((d) => d.index),
+      labels: Int32Array.from(samples, (d) => d.label),
+      ...images.finish(),
+    };
+  }
+
+  private async prefetchShards(shards: readonly number[]): Promise<void> {
+    const wanted = shards
+      .filter((s) => !this.skippedShards.has(s) && !this.open.has(String(s)))
+      .map((s) => this.shardInfo(s));
+    await this.options.cache.prefetch(wanted);
   }
 
   /** Decodes the given global samples, each shard opened once; undefined for an unusable one. */
@@ -270,9 +284,10 @@ export class StreamingSplitReader {
       mask: entry.mask && (await readRange(file, entry.mask)),
     };
     const counter = createDecodeCounter();
+    const fixed = this.options.manifest.imageSize;
     const d = await decodeSample(
       sample,
-      { channels: this.channels, width: this.width, height: this.height },
+      { channels: this.channels, width: fixed?.width, height: fixed?.height },
       counter,
     );
     if (!d) return this.skipImage(index, `${name}/${sample.key}`, counter.skippedReasons[0] ?? 'unusable');
@@ -305,7 +320,13 @@ export class StreamingSplitReader {
     const info = this.shardInfo(shard);
     const where = shardKey(this.options.manifest.name, info.file);
     try {
-      const samples = indexShardSamples(await this.options.cache.read(info), where);
+      const pinned = await this.options.cache.get(info);
+      let samples: IndexedSample[];
+      try {
+        samples = await indexShardFile(pinned.path, where);
+      } finally {
+        pinned.release();
+      }
       this.open.set(String(shard), samples, indexBytes(samples));
       return samples;
     } catch (err) {

@@ -1,3 +1,4 @@
+import { open, type FileHandle } from 'node:fs/promises';
 import { IMAGE_EXTENSIONS, parseLabel, ShardIntegrityError, splitMemberName } from '../shard-reader';
 
 /**
@@ -41,8 +42,8 @@ function octal(bytes: Uint8Array, start: number, length: number, shard: string):
   return parseInt(raw, 8);
 }
 
-function isZeroBlock(bytes: Uint8Array, at: number): boolean {
-  for (let i = at; i < at + BLOCK; i++) if (bytes[i] !== 0) return false;
+function isZeroBlock(block: Uint8Array): boolean {
+  for (let i = 0; i < BLOCK; i++) if (block[i] !== 0) return false;
   return true;
 }
 
@@ -62,28 +63,81 @@ function paxPath(body: Uint8Array): string | undefined {
   return undefined;
 }
 
-/** The samples of a tar archive in order, with the byte ranges of their members. */
-export function indexShardSamples(bytes: Uint8Array, shard = '(shard)'): IndexedSample[] {
+/** Random access to an archive's bytes. A returned view is valid until the next call. */
+interface ByteSource {
+  readonly size: number;
+  bytesAt(offset: number, length: number): Promise<Uint8Array>;
+}
+
+function memorySource(bytes: Uint8Array): ByteSource {
+  return { size: bytes.length, bytesAt: async (offset, length) => bytes.subarray(offset, offset + length) };
+}
+
+// Headers are read through a window of this size, so an archive of small members takes one read per
+// window rather than one per member, and large member bodies are skipped without being read.
+const WINDOW_BYTES = 64 * 1024;
+
+/** A file read through one reused window buffer. */
+function fileSource(file: FileHandle, size: number): ByteSource {
+  let buffer = Buffer.alloc(WINDOW_BYTES);
+  let start = 0;
+  let end = 0;
+  return {
+    size,
+    async bytesAt(offset, length) {
+      if (offset < start || offset + length > end) {
+        if (length > buffer.length) buffer = Buffer.alloc(length);
+        const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, size - offset), offset);
+        start = offset;
+        end = offset + bytesRead;
+        if (bytesRead < length) throw new Error(`short read: ${bytesRead} of ${length} bytes at ${offset}`);
+      }
+      return buffer.subarray(offset - start, offset - start + length);
+    },
+  };
+}
+
+/** The samples of a tar archive held in memory, in order, with the byte ranges of their members. */
+export function indexShardSamples(bytes: Uint8Array, shard = '(shard)'): Promise<IndexedSample[]> {
+  return indexSource(memorySource(bytes), shard);
+}
+
+/**
+ * The samples of a tar file, read through a small window: memory stays a few tens of KiB
+ * whatever the shard's size.
+ */
+export async function indexShardFile(file: string, shard = file): Promise<IndexedSample[]> {
+  const handle = await open(file, 'r');
+  try {
+    return await indexSource(fileSource(handle, (await handle.stat()).size), shard);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function indexSource(source: ByteSource, shard: string): Promise<IndexedSample[]> {
   const samples: IndexedSample[] = [];
   let current: IndexedSample | undefined;
   let longName: string | undefined;
   let at = 0;
-  while (at + BLOCK <= bytes.length) {
-    if (isZeroBlock(bytes, at)) break;
-    const size = octal(bytes, at + 124, 12, shard);
-    const type = String.fromCharCode(bytes[at + 156] || 48);
+  while (at + BLOCK <= source.size) {
+    const header = await source.bytesAt(at, BLOCK);
+    if (isZeroBlock(header)) break;
+    const size = octal(header, 124, 12, shard);
+    const type = String.fromCharCode(header[156] || 48);
+    const prefix = header[257] === 0x75 /* "ustar" */ ? text(header, 345, 155) : '';
+    const headerName = prefix ? `${prefix}/${text(header, 0, 100)}` : text(header, 0, 100);
     const body = at + BLOCK;
-    if (body + size > bytes.length)
+    if (body + size > source.size)
       throw new ShardIntegrityError(shard, `not a readable tar archive (member at ${at} runs past the end)`);
     const next = body + Math.ceil(size / BLOCK) * BLOCK;
     if (type === 'x' || type === 'L') {
-      const content = bytes.subarray(body, body + size);
+      const content = await source.bytesAt(body, size);
       longName = type === 'x' ? (paxPath(content) ?? longName) : text(content, 0, size);
       at = next;
       continue;
     }
-    const prefix = bytes[at + 257] === 0x75 /* "ustar" */ ? text(bytes, at + 345, 155) : '';
-    const name = longName ?? (prefix ? `${prefix}/${text(bytes, at, 100)}` : text(bytes, at, 100));
+    const name = longName ?? headerName;
     longName = undefined;
     at = next;
     if (type !== '0' && type !== '\0' && type !== '7') continue;
@@ -95,7 +149,7 @@ export function indexShardSamples(bytes: Uint8Array, shard = '(shard)'): Indexed
     current ??= { key };
     const range = { offset: body, length: size };
     if (IMAGE_EXTENSIONS.has(ext)) current.image = range;
-    else if (ext === 'cls') current.label = parseLabel(bytes.subarray(body, body + size), shard, key);
+    else if (ext === 'cls') current.label = parseLabel(await source.bytesAt(body, size), shard, key);
     else if (ext === 'mask.png') current.mask = range;
   }
   if (current) samples.push(current);

@@ -1,10 +1,12 @@
 import sharp from 'sharp';
+import { imageAt, splitSampleReader, type DatasetManifest } from '@dinoq/data';
 import { exportAttentionMaps, type ExportImage } from '@dinoq/eval';
 import { disposeParams, networkParams } from '@dinoq/dino';
 import type { AttentionIndex, AttentionJob } from '@dinoq/jobs';
 import { attentionFileKey, runPrefix } from '@dinoq/storage';
 import type { ComputeContext, JobScope } from '../job-scope';
 import { UnrecoverableJobError } from '../protocol';
+import { chooseDataMode, shardCacheFor } from '../training-data';
 import { resolveCheckpoint } from './resolve-checkpoint';
 
 export interface AttentionResult {
@@ -17,10 +19,11 @@ export interface AttentionResult {
 
 async function datasetImages(
   ctx: ComputeContext,
+  scope: JobScope,
   datasetName: string,
   images: { split: string; indices: number[] },
 ): Promise<ExportImage[]> {
-  const { manifest } = await ctx.datasets.manifest(datasetName);
+  const { manifest, manifestSha } = await ctx.datasets.manifest(datasetName);
   const split = manifest.splits[images.split];
   if (!split) {
     throw new UnrecoverableJobError(`dataset "${datasetName}" has no split "${images.split}"`);
@@ -31,14 +34,58 @@ async function datasetImages(
       `indices ${outside.join(', ')} are outside ${datasetName}/${images.split} (${split.count} images)`,
     );
   }
+  const choice = chooseDataMode(ctx.data, manifest, images.split);
+  const held = choice.mode === 'memory' ? await heldImages(ctx, datasetName, images) : null;
+  if (choice.mode === 'memory' && !held) {
+    choice.mode = 'streaming';
+    choice.reason = 'some images of the split are unusable, so held images are not at their sample indices';
+  }
+  scope.log(
+    'info',
+    `attention ${datasetName}/${images.split}: data ${held ? 'held in memory' : 'read from shards'} (${choice.reason})`,
+    { dataMode: choice.mode, decodedBytes: choice.decodedBytes },
+  );
+  return held ?? (await streamedImages(ctx, datasetName, manifest, manifestSha, images));
+}
+
+/** The images from the split's prefix held in memory, or null when loading left some out (indices shift). */
+async function heldImages(
+  ctx: ComputeContext,
+  datasetName: string,
+  images: { split: string; indices: number[] },
+): Promise<ExportImage[] | null> {
   // Only the prefix of the split that holds the wanted images is decoded.
   const { data } = await ctx.datasets.split(datasetName, images.split, Math.max(...images.indices) + 1);
-  const frame = data.width * data.height * data.channels;
+  if (data.skipped > 0) return null;
   return images.indices.map((index) => ({
-    pixels: data.images.subarray(index * frame, (index + 1) * frame),
-    width: data.width,
-    height: data.height,
+    ...imageAt(data, index),
     channels: data.channels,
+    name: `${images.split}-${index}`,
+  }));
+}
+
+/** A few samples read from their shards through the local shard cache, nothing else of the split. */
+async function streamedImages(
+  ctx: ComputeContext,
+  datasetName: string,
+  manifest: DatasetManifest,
+  manifestSha: string,
+  images: { split: string; indices: number[] },
+): Promise<ExportImage[]> {
+  const cache = await shardCacheFor(ctx, datasetName, manifestSha);
+  const reader = splitSampleReader(manifest, images.split, cache);
+  const read = await reader.readSamples(images.indices);
+  const unusable = images.indices.filter((index) => !read.indices.includes(index));
+  if (unusable.length > 0) {
+    const { skippedShardReasons, skippedImageReasons } = reader.stats();
+    throw new UnrecoverableJobError(
+      `images ${unusable.join(', ')} of ${datasetName}/${images.split} are unusable: ` +
+        [...skippedShardReasons, ...skippedImageReasons].join('; '),
+    );
+  }
+  return read.indices.map((index, i) => ({
+    ...imageAt(read, i),
+    channels: read.channels,
     name: `${images.split}-${index}`,
   }));
 }
@@ -87,7 +134,7 @@ export async function exportAttention(
   const { run, config, checkpoint } = await resolveCheckpoint(ctx, job.runId, job.step);
   const images =
     'split' in job.images
-      ? await datasetImages(ctx, run.datasetName, job.images)
+      ? await datasetImages(ctx, scope, run.datasetName, job.images)
       : await uploadedImages(ctx, job.runId, job.images.uploadKeys);
   scope.log(
     'info',

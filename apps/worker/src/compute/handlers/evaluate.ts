@@ -1,6 +1,13 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { RunConfig } from '@dinoq/config';
-import type { DecodedSplit } from '@dinoq/data';
+import {
+  heldPass,
+  manifestEvalCropFraction,
+  splitSampleReader,
+  StreamedSplitPass,
+  type DatasetManifest,
+  type SplitPass,
+} from '@dinoq/data';
 import { cachedFeatures, extractFeatures, linearProbe, weightedKnn, type FeatureSet } from '@dinoq/eval';
 import {
   knnOptionsSchema,
@@ -13,30 +20,21 @@ import { disposeParams, networkParams } from '@dinoq/dino';
 import { RunArtifacts, featuresKey } from '@dinoq/storage';
 import type { ComputeContext, JobScope } from '../job-scope';
 import { UnrecoverableJobError } from '../protocol';
+import { chooseDataMode, shardCacheFor } from '../training-data';
 import { resolveCheckpoint } from './resolve-checkpoint';
 
-function checkLabelled(split: DecodedSplit, name: string, dataset: string): void {
-  for (const label of split.labels) {
-    if (label < 0) {
-      throw new UnrecoverableJobError(
-        `evaluation needs labelled images; ${dataset}/${name} has unlabelled ones`,
-      );
-    }
-  }
+type EvalSplit = 'train' | 'test';
+
+/** The evaluated dataset's manifest, its train and test splits checked present. */
+interface EvalSplits {
+  manifest: DatasetManifest;
+  manifestSha: string;
+  /** Samples evaluated: the first `limit` of the split, or all. */
+  samples(split: EvalSplit, limit?: number): number;
 }
 
-interface EvalData {
-  train: DecodedSplit;
-  test: DecodedSplit;
-  numClasses: number;
-}
-
-async function evalData(
-  ctx: ComputeContext,
-  datasetName: string,
-  limits: { trainLimit?: number; testLimit?: number },
-): Promise<EvalData> {
-  const { manifest } = await ctx.datasets.manifest(datasetName);
+async function evalSplits(ctx: ComputeContext, datasetName: string): Promise<EvalSplits> {
+  const { manifest, manifestSha } = await ctx.datasets.manifest(datasetName);
   for (const split of ['train', 'test']) {
     if (!manifest.splits[split]) {
       throw new UnrecoverableJobError(
@@ -44,11 +42,81 @@ async function evalData(
       );
     }
   }
-  const train = (await ctx.datasets.split(datasetName, 'train', limits.trainLimit)).data;
-  const test = (await ctx.datasets.split(datasetName, 'test', limits.testLimit)).data;
-  checkLabelled(train, 'train', datasetName);
-  checkLabelled(test, 'test', datasetName);
-  return { train, test, numClasses: manifest.classes.length };
+  return {
+    manifest,
+    manifestSha,
+    samples: (split, limit) => Math.min(limit ?? Infinity, manifest.splits[split].count),
+  };
+}
+
+/**
+ * A split to extract features from, held decoded in memory or streamed from its shards: the rule
+ * and settings training uses (chooseDataMode), the choice logged. Both leave unusable samples out
+ * and evaluate the same crops (manifestEvalCropFraction), so they give the same features.
+ */
+async function openPass(
+  ctx: ComputeContext,
+  scope: JobScope,
+  data: EvalSplits,
+  split: EvalSplit,
+  limit?: number,
+): Promise<SplitPass> {
+  const { manifest, manifestSha } = data;
+  const choice = chooseDataMode(ctx.data, manifest, split);
+  scope.log(
+    'info',
+    `evaluation ${manifest.name}/${split}: data ${choice.mode === 'memory' ? 'held in memory' : 'streamed from shards'} (${choice.reason})`,
+    { dataMode: choice.mode, decodedBytes: choice.decodedBytes },
+    true,
+  );
+  const cropFraction = manifestEvalCropFraction(manifest);
+  const pass =
+    choice.mode === 'memory'
+      ? heldPass((await ctx.datasets.split(manifest.name, split, limit)).data, cropFraction)
+      : new StreamedSplitPass({
+          reader: splitSampleReader(manifest, split, await shardCacheFor(ctx, manifest.name, manifestSha)),
+          cropFraction,
+        });
+  return labelledOnly(pass, `${manifest.name}/${split}`);
+}
+
+/** The pass, failing for good at the first unlabelled image: evaluation needs labels. */
+function labelledOnly(pass: SplitPass, where: string): SplitPass {
+  return {
+    samples: pass.samples,
+    cropFraction: pass.cropFraction,
+    skipped: () => pass.skipped(),
+    async *batches(batchSize, limit) {
+      for await (const batch of pass.batches(batchSize, limit)) {
+        if (batch.labels.some((label) => label < 0))
+          throw new UnrecoverableJobError(`evaluation needs labelled images; ${where} has unlabelled ones`);
+        yield batch;
+      }
+    },
+  };
+}
+
+/** Logs what a pass left out; the report carries the counts. */
+function logSkipped(scope: JobScope, pass: SplitPass, where: string): void {
+  const skipped = pass.skipped();
+  if (skipped.images === 0) return;
+  scope.log(
+    'warn',
+    `evaluation ${where}: ${skipped.images} unusable images left out: ${skipped.reasons.slice(0, 3).join('; ')}`,
+    { skippedImages: skipped.images, skippedShards: skipped.shards },
+    true,
+  );
+}
+
+/** The report's per-split counts of samples left out, or undefined when none were. */
+function skippedImages(
+  data: EvalSplits,
+  limits: { trainLimit?: number; testLimit?: number },
+  counts: { train: number; test: number },
+): { train: number; test: number } | undefined {
+  const train = data.samples('train', limits.trainLimit) - counts.train;
+  const test = data.samples('test', limits.testLimit) - counts.test;
+  return train + test > 0 ? { train, test } : undefined;
 }
 
 /**
@@ -76,19 +144,21 @@ export async function evaluate(
   try {
     if (job.kinds.includes('knn')) {
       const settings = knnOptionsSchema.parse(job.knn ?? {});
-      const data = await evalData(ctx, run.datasetName, settings);
+      const data = await evalSplits(ctx, run.datasetName);
       scope.throwIfAbandoned();
-      // Features depend only on (checkpoint, split, image count): later evaluations of the same
+      // Features depend only on (checkpoint, split, samples): later evaluations of the same
       // checkpoint (scheduled sweeps, other k values) read them back instead of recomputing.
-      const cached = async (split: DecodedSplit, name: 'train' | 'test') => {
-        const meta = { images: split.count, network: 'teacher', size: config.augment.globalCropSize };
+      const cached = async (name: EvalSplit, limit?: number) => {
+        const samples = data.samples(name, limit);
+        const meta = { samples, network: 'teacher', size: config.augment.globalCropSize };
         const key = featuresKey(job.runId, checkpoint.step, name);
-        const r = await cachedFeatures(
-          ctx.store,
-          key,
-          () => features(params, split, config, scope, `knn-${name}-features`),
-          meta,
-        );
+        const compute = async () => {
+          const pass = await openPass(ctx, scope, data, name, limit);
+          const set = await features(params, pass, limit, config, scope, `knn-${name}-features`);
+          logSkipped(scope, pass, `${run.datasetName}/${name}`);
+          return set;
+        };
+        const r = await cachedFeatures(ctx.store, key, compute, meta);
         if (r.hit)
           scope.log(
             'info',
@@ -98,22 +168,30 @@ export async function evaluate(
           );
         return r.set;
       };
-      const bank = await cached(data.train, 'train');
-      const queries = await cached(data.test, 'test');
+      const bank = await cached('train', settings.trainLimit);
+      const queries = await cached('test', settings.testLimit);
       knn = weightedKnn(bank, queries, {
-        numClasses: data.numClasses,
+        numClasses: data.manifest.classes.length,
         ks: settings.ks,
         temperature: settings.temperature,
       });
-      knnSettings = { ...settings, trainImages: data.train.count, testImages: data.test.count };
+      const skipped = skippedImages(data, settings, { train: bank.count, test: queries.count });
+      knnSettings = {
+        ...settings,
+        trainImages: bank.count,
+        testImages: queries.count,
+        ...(skipped ? { skippedImages: skipped } : {}),
+      };
     }
     if (job.kinds.includes('linear')) {
       const settings = linearOptionsSchema.parse(job.linear ?? {});
-      const data = await evalData(ctx, run.datasetName, settings);
+      const data = await evalSplits(ctx, run.datasetName);
       scope.throwIfAbandoned();
-      const result = await linearProbe(params, config, data.train, data.test, {
+      const train = await openPass(ctx, scope, data, 'train', settings.trainLimit);
+      const test = await openPass(ctx, scope, data, 'test', settings.testLimit);
+      const result = await linearProbe(params, config, train, test, {
         ...settings,
-        numClasses: data.numClasses,
+        numClasses: data.manifest.classes.length,
         seed: config.train.seed,
         onEpoch: (entry) => {
           scope.progress({ phase: 'linear', epoch: entry.epoch, epochs: settings.epochs, top1: entry.top1 });
@@ -133,6 +211,10 @@ export async function evaluate(
         trainImages: result.trainCount,
         testImages: result.testCount,
       };
+      logSkipped(scope, train, `${run.datasetName}/train`);
+      logSkipped(scope, test, `${run.datasetName}/test`);
+      const skipped = skippedImages(data, settings, { train: result.trainCount, test: result.testCount });
+      if (skipped) linear.skippedImages = skipped;
     }
   } finally {
     disposeParams(params);
@@ -163,13 +245,15 @@ export async function evaluate(
 
 function features(
   params: Map<string, tf.Tensor>,
-  split: DecodedSplit,
+  pass: SplitPass,
+  limit: number | undefined,
   config: RunConfig,
   scope: JobScope,
   phase: string,
 ): Promise<FeatureSet> {
-  return extractFeatures(params, split, {
+  return extractFeatures(params, pass, {
     config,
+    limit,
     onProgress: (done, total) => {
       scope.progress({ phase, done, total });
       // Between batches nothing is half-done, so a shutdown may drop the job here.
