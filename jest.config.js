@@ -8,7 +8,8 @@ module.exports = {
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
   setupFiles: ['<rootDir>/test/jest.setup.ts'],
   testTimeout: 120000,
-  // Exit once the suite is done even if a connection is still closing: the rounds e2e file leaves
-  // one open after its stack is closed (not yet found), and a run that never exits is a red CI.
+  // Exit once the suite is done even if a connection is still closing: some runs of the whole
+  // suite leave one open after every file has closed its stack (not yet found; each file alone
+  // exits), and a run that never exits is a red CI.
   forceExit: true,
 };

@@ -1,6 +1,7 @@
 import { DEFAULT_DEMAND_LOOKAHEAD_MS } from '@dinoq/jobs';
 import {
   DEFAULT_RECONCILE_INTERVAL_MS,
+  DEFAULT_SWEEP_INTERVAL_MS,
   DEFAULT_STEP_LIMITS,
   DEFAULT_UPLOAD_MAX_TOTAL_PIXELS,
   type StepLimits,
@@ -12,6 +13,7 @@ export interface ApiEnv {
   apiKeys: string[];
   authDisabled: boolean;
   reconcileIntervalMs: number;
+  sweepIntervalMs: number;
   uploadMaxTotalPixels: number;
   stepLimits: StepLimits;
   demandLookaheadMs: number;
@@ -60,6 +62,8 @@ export function readApiEnv(env: NodeJS.ProcessEnv = process.env): ApiEnv {
     reconcileIntervalMs:
       integerSetting(env, 'DINOQ_RECONCILE_INTERVAL_S', DEFAULT_RECONCILE_INTERVAL_MS / 1000, 0, 86_400) *
       1000,
+    sweepIntervalMs:
+      integerSetting(env, 'DINOQ_SWEEP_INTERVAL_S', DEFAULT_SWEEP_INTERVAL_MS / 1000, 0, 86_400) * 1000,
     uploadMaxTotalPixels: integerSetting(
       env,
       'DINOQ_UPLOAD_MAX_TOTAL_PIXELS',

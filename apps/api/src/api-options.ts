@@ -16,6 +16,8 @@ export interface ApiDeps {
   reconcileIntervalMs?: number;
   /** Runs one reconciliation right after start-up (default true). */
   reconcileOnStart?: boolean;
+  /** Period of the loop that advances running sweeps (rung evaluations, stops); 0 turns it off. Default 5 s. */
+  sweepIntervalMs?: number;
   /** Ceilings of one training step's estimated memory and work; unset ones take the defaults. */
   stepLimits?: Partial<StepLimits>;
   /** Pixels all images of one attention upload may hold together (header figures, before decoding). */
@@ -32,6 +34,7 @@ export interface ApiOptions {
   queuePrefix: string;
   reconcileIntervalMs: number;
   reconcileOnStart: boolean;
+  sweepIntervalMs: number;
   stepLimits: StepLimits;
   uploadMaxTotalPixels: number;
   demandLookaheadMs: number;
@@ -40,6 +43,7 @@ export interface ApiOptions {
 export const API_OPTIONS = Symbol('API_OPTIONS');
 
 export const DEFAULT_RECONCILE_INTERVAL_MS = 30_000;
+export const DEFAULT_SWEEP_INTERVAL_MS = 5_000;
 /**
  * Four images at the 4096 × 4096 per-image limit, or sixteen of 2048 × 2048: attention maps are
  * computed at the run's crop size, so larger uploads buy nothing but decoding time and memory.
@@ -55,6 +59,10 @@ export function resolveApiOptions(deps: ApiDeps): ApiOptions {
   const reconcileIntervalMs = deps.reconcileIntervalMs ?? DEFAULT_RECONCILE_INTERVAL_MS;
   if (!Number.isFinite(reconcileIntervalMs) || reconcileIntervalMs < 0) {
     throw new Error(`reconcileIntervalMs must be a non-negative number, got ${reconcileIntervalMs}`);
+  }
+  const sweepIntervalMs = deps.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS;
+  if (!Number.isFinite(sweepIntervalMs) || sweepIntervalMs < 0) {
+    throw new Error(`sweepIntervalMs must be a non-negative number, got ${sweepIntervalMs}`);
   }
   const uploadMaxTotalPixels = deps.uploadMaxTotalPixels ?? DEFAULT_UPLOAD_MAX_TOTAL_PIXELS;
   if (!Number.isSafeInteger(uploadMaxTotalPixels) || uploadMaxTotalPixels < 1) {
@@ -76,6 +84,7 @@ export function resolveApiOptions(deps: ApiDeps): ApiOptions {
     queuePrefix,
     reconcileIntervalMs,
     reconcileOnStart: deps.reconcileOnStart ?? true,
+    sweepIntervalMs,
     stepLimits: resolveStepLimits(deps.stepLimits),
     uploadMaxTotalPixels,
     demandLookaheadMs,

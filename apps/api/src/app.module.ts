@@ -10,6 +10,7 @@ import { DatasetsController } from './datasets/datasets.controller';
 import { DatasetsService } from './datasets/datasets.service';
 import { EvaluationsController } from './evaluations/evaluations.controller';
 import { EvaluationsService } from './evaluations/evaluations.service';
+import { EventsController } from './live/events.controller';
 import { HealthController } from './health/health.controller';
 import { HealthService } from './health/health.service';
 import { ServingState } from './health/serving-state';
@@ -18,9 +19,11 @@ import { ApiKeyGuard } from './http/api-key.guard';
 import { ApiKeyVerifier } from './http/api-key-verifier';
 import { MetricsController } from './metrics/metrics.controller';
 import { MetricsService } from './metrics/metrics.service';
+import { PresetsController } from './presets/presets.controller';
 import { ReconcileService } from './reconcile/reconcile.service';
 import { Datasets } from './repositories/datasets.repository';
 import { JobQueues } from './repositories/job-queues.repository';
+import { QueueEventsRepository } from './repositories/queue-events.repository';
 import { RedisRepository } from './repositories/redis.repository';
 import { RunFiles } from './repositories/run-files.repository';
 import { RunIndexRepository } from './repositories/run-index.repository';
@@ -31,6 +34,12 @@ import { RunsController } from './runs/runs.controller';
 import { RunsService } from './runs/runs.service';
 import { SchedulesController } from './schedules/schedules.controller';
 import { SchedulesService } from './schedules/schedules.service';
+import { SweepRecords } from './repositories/sweep-records.repository';
+import { SweepControllerService } from './sweeps/sweep-controller.service';
+import { SweepsController } from './sweeps/sweeps.controller';
+import { SweepsService } from './sweeps/sweeps.service';
+import { SessionController } from './session/session.controller';
+import { WebController } from './web/web.controller';
 
 @Module({})
 export class ApiModule {}
@@ -46,9 +55,14 @@ export function createApiModule(deps: ApiDeps): DynamicModule {
       EvaluationsController,
       AttentionController,
       SchedulesController,
+      SweepsController,
       ArtifactsController,
       HealthController,
       MetricsController,
+      PresetsController,
+      SessionController,
+      EventsController,
+      WebController,
     ],
     providers: [
       { provide: API_OPTIONS, useValue: options },
@@ -61,6 +75,7 @@ export function createApiModule(deps: ApiDeps): DynamicModule {
       { provide: APP_FILTER, useClass: ApiExceptionFilter },
       RedisRepository,
       JobQueues,
+      QueueEventsRepository,
       RunRecords,
       RunIndexRepository,
       Datasets,
@@ -72,6 +87,9 @@ export function createApiModule(deps: ApiDeps): DynamicModule {
       EvaluationsService,
       AttentionService,
       SchedulesService,
+      SweepRecords,
+      SweepsService,
+      SweepControllerService,
       ArtifactsService,
       ServingState,
       HealthService,

@@ -8,6 +8,9 @@ import { ApiKeyVerifier } from './http/api-key-verifier';
 import { JSON_BODY_LIMIT, UPLOAD_BODY_LIMIT, jsonBody } from './http/body-limits';
 import { setupOpenApi } from './http/openapi';
 import { publicRoutes } from './http/public-routes';
+import { JobQueues } from './repositories/job-queues.repository';
+import { dashboardHeaders } from './web/content-policy';
+import { QUEUE_BOARD_PATH, queueBoard } from './web/queue-board';
 
 export interface BootstrapOptions extends ApiDeps {
   /** 0 picks a free port. */
@@ -51,6 +54,8 @@ export async function createApiApp(options: BootstrapOptions): Promise<NestExpre
     abortOnError: false,
   });
   configureHttp(app, app.get(ApiKeyVerifier), apiModule.controllers ?? []);
+  // After the API-key middleware, so the queue board needs a key or a session like every route.
+  app.use(QUEUE_BOARD_PATH, dashboardHeaders, queueBoard(app.get(JobQueues)));
   return app;
 }
 

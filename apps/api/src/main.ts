@@ -39,6 +39,7 @@ async function main(): Promise<void> {
     apiKeys: env.apiKeys,
     authDisabled: env.authDisabled,
     reconcileIntervalMs: env.reconcileIntervalMs,
+    sweepIntervalMs: env.sweepIntervalMs,
     stepLimits: env.stepLimits,
     uploadMaxTotalPixels: env.uploadMaxTotalPixels,
     demandLookaheadMs: env.demandLookaheadMs,

@@ -4,6 +4,7 @@ import { registerImportWebDataset } from './commands/import-webdataset';
 import { registerTrain } from './commands/train';
 import { registerKnn } from './commands/knn';
 import { registerDemo } from './commands/demo';
+import { registerSweep } from './commands/sweep';
 
 export function buildProgram(): Command {
   const program = new Command()
@@ -15,5 +16,6 @@ export function buildProgram(): Command {
   registerTrain(program);
   registerKnn(program);
   registerDemo(program);
+  registerSweep(program);
   return program;
 }

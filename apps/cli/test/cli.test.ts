@@ -154,10 +154,11 @@ describe('dinoq CLI', () => {
     );
     await expect(run('train', '--data-threads', '-1')).rejects.toThrow(/--data-threads must be "auto"/);
     const knn = await run('knn', '--data-dir', dataDir, '--run', 'r1', '--ks', '5,20');
-    expect(knn).toMatch(/r1 teacher @ step 3: k=5 top1 \d+\.\d\d% top5/);
-    expect(knn).toMatch(/k=20 top1/);
+    // A trained network's scores come with the random network's and raw pixels' beside them.
+    expect(knn).toMatch(/r1 teacher @ step 3: k=5 top-1 \d+\.\d % \(random \d+\.\d %, pixels \d+\.\d %\)/);
+    expect(knn).toMatch(/k=20 top-1 \d+\.\d % \(random/);
     expect(await run('knn', '--data-dir', dataDir, '--raw-pixels', '--ks', '10')).toMatch(
-      /raw pixels: k=10 top1 (\d+)\.\d\d%/,
+      /raw pixels: k=10 top-1 \d+\.\d %\n/,
     );
 
     // The run's teacher exported under the reference names evaluates to the same scores.
@@ -168,7 +169,7 @@ describe('dinoq CLI', () => {
     fs.writeFileSync(file, exportBackbone(trainer.teacher, config));
     trainer.dispose();
     const viaBackbone = await run('knn', '--data-dir', dataDir, '--backbone', file, '--ks', '5,20', ...tiny);
-    expect(viaBackbone).toMatch(/^backbone backbone\.safetensors: k=5 top1/);
+    expect(viaBackbone).toMatch(/^backbone backbone\.safetensors: k=5 top-1/);
     expect(viaBackbone.replace(/^backbone backbone\.safetensors/gm, 'X')).toBe(
       knn.replace(/^r1 teacher @ step 3/gm, 'X'),
     );

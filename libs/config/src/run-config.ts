@@ -15,6 +15,24 @@ const range = (lo: number, hi: number) =>
     .refine(([a, b]) => a <= b, { message: 'first value must not exceed the second' })
     .default([lo, hi]);
 
+/**
+ * How long a schedule phase lasts: `{ epochs }` (the reference unit), `{ steps }` (optimizer steps)
+ * or `{ fraction }` of the run's steps. Steps and fractions suit short runs, where one epoch is most
+ * of the run (a one-epoch run with `freezeLastLayer: 1` never trains its last layer).
+ */
+export const scheduleSpanSchema = z
+  .object({
+    epochs: z.number().min(0).optional().describe('epochs of iterations (may be fractional)'),
+    steps: z.number().int().min(0).optional().describe('optimizer steps'),
+    fraction: z.number().min(0).max(1).optional().describe("fraction of the run's steps, 0-1"),
+  })
+  .strict()
+  .refine((span) => Object.values(span).filter((v) => v !== undefined).length === 1, {
+    message: 'give exactly one of "epochs", "steps" or "fraction"',
+  });
+
+export type ScheduleSpan = z.infer<typeof scheduleSpanSchema>;
+
 export const modelSchema = z
   .object({
     /** Named size; `custom` takes embedDim/depth/numHeads as given. */
@@ -51,6 +69,14 @@ export const lossSchema = z
     teacherTemp: z.number().positive().max(1).default(0.04),
     warmupTeacherTemp: z.number().positive().max(1).default(0.04),
     warmupTeacherTempEpochs: z.number().int().min(0).default(0),
+    /** Replaces warmupTeacherTempEpochs when given; `{ epochs }` ramps per epoch as the reference does. */
+    warmupTeacherTempFor: scheduleSpanSchema
+      .optional()
+      .describe(
+        'teacher-temperature warmup as { epochs } (whole, one value per epoch as in the reference), ' +
+          '{ steps } or { fraction } of the run (one value per step); replaces warmupTeacherTempEpochs. ' +
+          'Paper: 30 epochs from 0.04 to 0.07; lower teacherTemp if the loss does not decrease',
+      ),
     centerMomentum: z.number().min(0).max(1).default(0.9),
   })
   .strict();
@@ -62,6 +88,12 @@ export const optimSchema = z
     lr: z.number().positive().max(1).default(0.0005),
     minLr: z.number().min(0).max(1).default(1e-6),
     warmupEpochs: z.number().min(0).default(10),
+    warmupFor: scheduleSpanSchema
+      .optional()
+      .describe(
+        'linear learning-rate warmup as { epochs }, { steps } or { fraction } of the run; replaces ' +
+          'warmupEpochs. Reference: 10 epochs; a short run wants a few hundred steps or about 0.1',
+      ),
     weightDecay: z.number().min(0).max(10).default(0.04),
     weightDecayEnd: z.number().min(0).max(10).default(0.4),
     beta1: z.number().min(0).lt(1).default(0.9),
@@ -71,6 +103,12 @@ export const optimSchema = z
     clipGrad: z.number().min(0).default(3.0),
     /** Epochs during which the head's last layer is not updated at all. */
     freezeLastLayer: z.number().int().min(0).default(1),
+    freezeLastLayerFor: scheduleSpanSchema
+      .optional()
+      .describe(
+        "how long the head's last layer is not updated, as { epochs }, { steps } or { fraction } of " +
+          'the run; replaces freezeLastLayer. Reference: 1 epoch; raise it if the loss stalls',
+      ),
     momentumTeacher: z.number().min(0).max(1).default(0.996),
   })
   .strict();
@@ -107,6 +145,15 @@ export const trainSchema = z
     /** Images per forward/backward pass; gradients are accumulated up to batchSize. 0 = whole batch. */
     microBatchSize: z.number().int().min(0).max(8192).default(0),
     epochs: z.number().int().min(1).max(10000).default(100),
+    steps: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe(
+        'total optimizer steps; when given the run trains this many steps instead of train.epochs ' +
+          'epochs, and every schedule spans them (epochs still count iterations over the dataset)',
+      ),
     seed: z
       .number()
       .int()
@@ -202,19 +249,46 @@ export const runConfigSchema = z
         path: ['train', 'microBatchSize'],
         message: `must divide train.batchSize (${c.train.batchSize})`,
       });
-    if (c.optim.warmupEpochs > c.train.epochs)
-      ctx.addIssue({
-        code: 'custom',
-        path: ['optim', 'warmupEpochs'],
-        message: 'must not exceed train.epochs',
-      });
-    if (c.loss.warmupTeacherTempEpochs > c.train.epochs)
-      ctx.addIssue({
-        code: 'custom',
-        path: ['loss', 'warmupTeacherTempEpochs'],
-        message: 'must not exceed train.epochs',
-      });
+    for (const problem of scheduleSpanProblems(c)) ctx.addIssue({ code: 'custom', ...problem });
   });
+
+/**
+ * Schedule lengths that cannot fit the run whatever the dataset: epochs beyond train.epochs (when
+ * the run is counted in epochs), a teacher-temperature ramp in fractional epochs. Steps are checked
+ * against the run's length once the dataset is known (`scheduleStepProblems`).
+ */
+function scheduleSpanProblems(c: {
+  optim: { warmupEpochs: number; warmupFor?: ScheduleSpan };
+  loss: { warmupTeacherTempEpochs: number; warmupTeacherTempFor?: ScheduleSpan };
+  train: { epochs: number; steps?: number };
+}): { path: string[]; message: string }[] {
+  const problems: { path: string[]; message: string }[] = [];
+  const epochsOf = (legacy: number, span: ScheduleSpan | undefined, path: string[], legacyPath: string[]) =>
+    span === undefined
+      ? { epochs: legacy, path: legacyPath }
+      : { epochs: span.epochs, path: [...path, 'epochs'] };
+  const spans = [
+    epochsOf(c.optim.warmupEpochs, c.optim.warmupFor, ['optim', 'warmupFor'], ['optim', 'warmupEpochs']),
+    epochsOf(
+      c.loss.warmupTeacherTempEpochs,
+      c.loss.warmupTeacherTempFor,
+      ['loss', 'warmupTeacherTempFor'],
+      ['loss', 'warmupTeacherTempEpochs'],
+    ),
+  ];
+  if (c.train.steps === undefined) {
+    for (const { epochs, path } of spans)
+      if (epochs !== undefined && epochs > c.train.epochs)
+        problems.push({ path, message: 'must not exceed train.epochs' });
+  }
+  const teacherEpochs = c.loss.warmupTeacherTempFor?.epochs;
+  if (teacherEpochs !== undefined && !Number.isInteger(teacherEpochs))
+    problems.push({
+      path: ['loss', 'warmupTeacherTempFor', 'epochs'],
+      message: 'must be whole (the ramp has one value per epoch); use { steps } or { fraction } for less',
+    });
+  return problems;
+}
 
 export type RunConfig = z.infer<typeof runConfigSchema>;
 export type RunConfigInput = z.input<typeof runConfigSchema>;

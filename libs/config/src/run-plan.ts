@@ -1,3 +1,5 @@
+import { totalStepsOf } from './schedule-lengths';
+
 /** Iterations per epoch with drop_last, as the reference sampler does (spec §7.7). */
 export function itersPerEpochFor(datasetSize: number, batchSize: number): number {
   const n = Math.floor(datasetSize / batchSize);
@@ -12,13 +14,13 @@ export interface RunPlan {
   numShards: number;
 }
 
-/** How a run of `epochs` over `datasetSize` images splits into training shards. */
+/** How a run of `epochs` (or `steps`) over `datasetSize` images splits into training shards. */
 export function planRun(
   datasetSize: number,
-  train: { batchSize: number; epochs: number; stepsPerShard: number },
+  train: { batchSize: number; epochs: number; steps?: number; stepsPerShard: number },
 ): RunPlan {
   const itersPerEpoch = itersPerEpochFor(datasetSize, train.batchSize);
-  const totalSteps = itersPerEpoch * train.epochs;
+  const totalSteps = totalStepsOf(train, itersPerEpoch);
   const stepsPerShard = Math.min(train.stepsPerShard, totalSteps);
   return { itersPerEpoch, totalSteps, stepsPerShard, numShards: Math.ceil(totalSteps / stepsPerShard) };
 }

@@ -34,7 +34,9 @@ function learningRateSuspect({ optim, train }: LossStabilityConfig): string | nu
   return (
     `optim.lr = ${optim.lr} (peak ${peak.toPrecision(2)} at train.batchSize ${train.batchSize}) is ` +
     `${Math.round(optim.lr / REFERENCE_LR)}× the reference ${REFERENCE_LR}: lower it` +
-    (optim.warmupEpochs === 0 ? ', or give it optim.warmupEpochs to ramp up' : '')
+    (optim.warmupEpochs === 0 && optim.warmupFor === undefined
+      ? ', or give it optim.warmupEpochs (or optim.warmupFor, e.g. { "fraction": 0.1 }) to ramp up'
+      : '')
   );
 }
 

@@ -1,4 +1,4 @@
-import type { RunConfig } from '@dinoq/config';
+import { scheduleLengths, type RunConfig } from '@dinoq/config';
 
 /**
  * Precomputed schedules indexed by global iteration (or epoch for the teacher temperature),
@@ -47,21 +47,41 @@ export function linspace(start: number, stop: number, n: number): Float64Array {
 export function cosineSchedule(opts: CosineScheduleOptions): Float64Array {
   const { base, final, epochs, itersPerEpoch, warmupEpochs = 0, startWarmup = 0 } = opts;
   const fn = 'cosineSchedule';
-  checkFinite(fn, 'base', base);
-  checkFinite(fn, 'final', final);
-  checkFinite(fn, 'startWarmup', startWarmup);
   checkCount(fn, 'epochs', epochs, 1);
   checkCount(fn, 'itersPerEpoch', itersPerEpoch, 1);
   if (!(warmupEpochs >= 0 && warmupEpochs <= epochs))
     throw new Error(`${fn}: warmupEpochs must be in [0, epochs=${epochs}], got ${warmupEpochs}`);
-  const total = epochs * itersPerEpoch;
+  const totalSteps = epochs * itersPerEpoch;
   // The epsilon keeps e.g. 0.7 × 10 = 7.000000000000001 and 0.29 × 100 = 28.999999999999996 whole.
-  const warmupIters = Math.min(total, Math.floor(warmupEpochs * itersPerEpoch + 1e-9));
-  const out = new Float64Array(total);
-  out.set(linspace(startWarmup, base, warmupIters), 0);
-  const cosineIters = total - warmupIters;
-  for (let j = 0; j < cosineIters; j++)
-    out[warmupIters + j] = final + 0.5 * (base - final) * (1 + Math.cos((Math.PI * j) / cosineIters));
+  const warmupSteps = Math.min(totalSteps, Math.floor(warmupEpochs * itersPerEpoch + 1e-9));
+  return cosineScheduleSteps({ base, final, totalSteps, warmupSteps, startWarmup });
+}
+
+export interface CosineStepsOptions {
+  base: number;
+  final: number;
+  totalSteps: number;
+  /** Linear warmup length in steps (at most totalSteps). */
+  warmupSteps?: number;
+  startWarmup?: number;
+}
+
+/** `cosineSchedule` with its lengths in steps: a run given in steps, or a warmup in steps. */
+export function cosineScheduleSteps(opts: CosineStepsOptions): Float64Array {
+  const { base, final, totalSteps, warmupSteps = 0, startWarmup = 0 } = opts;
+  const fn = 'cosineScheduleSteps';
+  checkFinite(fn, 'base', base);
+  checkFinite(fn, 'final', final);
+  checkFinite(fn, 'startWarmup', startWarmup);
+  checkCount(fn, 'totalSteps', totalSteps, 1);
+  checkCount(fn, 'warmupSteps', warmupSteps, 0);
+  if (warmupSteps > totalSteps)
+    throw new Error(`${fn}: warmupSteps (${warmupSteps}) must not exceed totalSteps (${totalSteps})`);
+  const out = new Float64Array(totalSteps);
+  out.set(linspace(startWarmup, base, warmupSteps), 0);
+  const cosineSteps = totalSteps - warmupSteps;
+  for (let j = 0; j < cosineSteps; j++)
+    out[warmupSteps + j] = final + 0.5 * (base - final) * (1 + Math.cos((Math.PI * j) / cosineSteps));
   return out;
 }
 
@@ -87,21 +107,16 @@ export function teacherTempSchedule(opts: TeacherTempScheduleOptions): Float64Ar
   return out;
 }
 
-export interface MomentumScheduleOptions {
+export type MomentumScheduleOptions = {
   /** Starting teacher momentum (reference 0.996). */
   momentumTeacher: number;
-  epochs: number;
-  itersPerEpoch: number;
-}
+} & ({ epochs: number; itersPerEpoch: number } | { totalSteps: number });
 
 /** Teacher EMA momentum per iteration: cosine from momentumTeacher towards 1, no warmup. */
 export function momentumSchedule(opts: MomentumScheduleOptions): Float64Array {
-  return cosineSchedule({
-    base: opts.momentumTeacher,
-    final: 1,
-    epochs: opts.epochs,
-    itersPerEpoch: opts.itersPerEpoch,
-  });
+  const base = opts.momentumTeacher;
+  if ('totalSteps' in opts) return cosineScheduleSteps({ base, final: 1, totalSteps: opts.totalSteps });
+  return cosineSchedule({ base, final: 1, epochs: opts.epochs, itersPerEpoch: opts.itersPerEpoch });
 }
 
 /** Peak learning rate under the linear scaling rule: lr is given per 256 images. */
@@ -118,32 +133,52 @@ export interface Schedules {
   wd: Float64Array;
   /** Per iteration, teacher EMA momentum. */
   momentum: Float64Array;
-  /** Per epoch. */
+  /** Per epoch (the reference) or per iteration, as `teacherTempPer` says. */
   teacherTemp: Float64Array;
+  teacherTempPer: 'epoch' | 'step';
+  /** Iterations during which the head's last layer is not updated. */
+  freezeLastLayerSteps: number;
 }
 
 /** The parts of a run config the schedules read. */
 export type ScheduleConfig = Pick<RunConfig, 'optim' | 'loss' | 'train'>;
 
-/** All four schedules of a run; `train.batchSize` is the global batch the lr is scaled by. */
-export function buildSchedules(config: ScheduleConfig, itersPerEpoch: number): Schedules {
-  const { optim, loss, train } = config;
-  const epochs = train.epochs;
-  return {
-    lr: cosineSchedule({
-      base: lrPeak(optim.lr, train.batchSize),
-      final: optim.minLr,
-      epochs,
-      itersPerEpoch,
-      warmupEpochs: optim.warmupEpochs,
-    }),
-    wd: cosineSchedule({ base: optim.weightDecay, final: optim.weightDecayEnd, epochs, itersPerEpoch }),
-    momentum: momentumSchedule({ momentumTeacher: optim.momentumTeacher, epochs, itersPerEpoch }),
-    teacherTemp: teacherTempSchedule({
+/** The teacher temperature per epoch (a ramp in epochs, as the reference) or per step. */
+function teacherTemps(config: ScheduleConfig, itersPerEpoch: number) {
+  const { loss } = config;
+  const { totalSteps, teacherTempWarmup } = scheduleLengths(config, itersPerEpoch);
+  if (teacherTempWarmup.per === 'epoch') {
+    const epochs = Math.max(Math.ceil(totalSteps / itersPerEpoch), teacherTempWarmup.epochs);
+    const values = teacherTempSchedule({
       warmupTeacherTemp: loss.warmupTeacherTemp,
       teacherTemp: loss.teacherTemp,
-      warmupEpochs: loss.warmupTeacherTempEpochs,
+      warmupEpochs: teacherTempWarmup.epochs,
       epochs,
+    });
+    return { teacherTemp: values, teacherTempPer: 'epoch' as const };
+  }
+  const values = new Float64Array(totalSteps).fill(loss.teacherTemp);
+  values.set(
+    linspace(loss.warmupTeacherTemp, loss.teacherTemp, Math.min(teacherTempWarmup.steps, totalSteps)),
+  );
+  return { teacherTemp: values, teacherTempPer: 'step' as const };
+}
+
+/** All schedules of a run; `train.batchSize` is the global batch the lr is scaled by. */
+export function buildSchedules(config: ScheduleConfig, itersPerEpoch: number): Schedules {
+  const { optim, train } = config;
+  const lengths = scheduleLengths(config, itersPerEpoch);
+  const { totalSteps } = lengths;
+  return {
+    lr: cosineScheduleSteps({
+      base: lrPeak(optim.lr, train.batchSize),
+      final: optim.minLr,
+      totalSteps,
+      warmupSteps: lengths.lrWarmupSteps,
     }),
+    wd: cosineScheduleSteps({ base: optim.weightDecay, final: optim.weightDecayEnd, totalSteps }),
+    momentum: momentumSchedule({ momentumTeacher: optim.momentumTeacher, totalSteps }),
+    ...teacherTemps(config, itersPerEpoch),
+    freezeLastLayerSteps: lengths.freezeLastLayerSteps,
   };
 }

@@ -120,24 +120,22 @@ export class HyperSchedule {
   readonly totalSteps: number;
   private readonly schedules: Schedules;
 
-  constructor(
-    private readonly config: RunConfig,
-    datasetSize: number,
-  ) {
+  constructor(config: RunConfig, datasetSize: number) {
     this.itersPerEpoch = itersPerEpochFor(datasetSize, config.train.batchSize);
-    this.totalSteps = this.itersPerEpoch * config.train.epochs;
     this.schedules = buildSchedules(config, this.itersPerEpoch);
+    this.totalSteps = this.schedules.lr.length;
   }
 
   at(step: number): StepHyper {
     const s = Math.min(step, this.totalSteps - 1);
-    const epoch = Math.floor(s / this.itersPerEpoch);
+    const { teacherTemp, teacherTempPer } = this.schedules;
+    const t = teacherTempPer === 'step' ? s : Math.floor(s / this.itersPerEpoch);
     return {
       lr: this.schedules.lr[s],
       weightDecay: this.schedules.wd[s],
       momentum: this.schedules.momentum[s],
-      teacherTemp: this.schedules.teacherTemp[Math.min(epoch, this.schedules.teacherTemp.length - 1)],
-      freezeLastLayer: epoch < this.config.optim.freezeLastLayer,
+      teacherTemp: teacherTemp[Math.min(t, teacherTemp.length - 1)],
+      freezeLastLayer: s < this.schedules.freezeLastLayerSteps,
     };
   }
 }

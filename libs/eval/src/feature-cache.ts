@@ -104,7 +104,7 @@ function sameMeta(a: FeatureMeta, b: FeatureMeta): boolean {
   return keys.length === Object.keys(a).length && keys.every((k) => a[k] === b[k]);
 }
 
-function isNotFound(err: unknown): boolean {
+export function isBlobNotFound(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 'BLOB_NOT_FOUND';
 }
 
@@ -130,7 +130,7 @@ export async function cachedFeatures(
   try {
     bytes = await store.get(key);
   } catch (err) {
-    if (!isNotFound(err)) throw err;
+    if (!isBlobNotFound(err)) throw err;
   }
   if (bytes) {
     try {

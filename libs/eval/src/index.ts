@@ -12,3 +12,4 @@ export * from './segmentation';
 export * from './feature-cache';
 export * from './backbone-io';
 export * from './pass-features';
+export * from './baselines';

@@ -8,5 +8,8 @@ export * from './connection';
 export * from './producer';
 export * from './worker-registry';
 export * from './schemas';
+export * from './evaluation-summary';
 export * from './rounds';
+export * from './sweeps';
 export * from './queue-demand';
+export * from './live-events';

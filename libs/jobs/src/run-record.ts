@@ -219,6 +219,40 @@ function parseRecord(runId: string, raw: unknown): RunRecord {
 const backoff = (attempt: number) =>
   new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(50, 2 + attempt * 4)));
 
+export interface VersionedUpdate<T> {
+  store: Pick<RunRecordStore, 'putJsonIf'>;
+  key: string;
+  attempts: number;
+  /** The object as stored now with its ETag; null when it does not exist. */
+  read: () => Promise<Versioned<T> | null>;
+  missing: () => Error;
+  /** What to throw when every attempt lost its race. */
+  conflict: () => Error;
+  change: (value: T) => Partial<T> | null;
+}
+
+/**
+ * A compare-and-swap update of one JSON record (run.json, sweep.json): re-reads, applies `change`,
+ * writes only if nobody wrote in between, otherwise backs off and starts over with the newer
+ * record. `change` may throw to refuse the transition it sees, and may run several times; null
+ * writes nothing. `written` says whether this call wrote.
+ */
+export async function updateVersioned<T extends { updatedAt: string }>(
+  update: VersionedUpdate<T>,
+): Promise<{ value: T; written: boolean }> {
+  for (let attempt = 1; attempt <= update.attempts; attempt += 1) {
+    const current = await update.read();
+    if (!current) throw update.missing();
+    const patch = update.change(current.value);
+    if (patch === null) return { value: current.value, written: false };
+    const next = { ...current.value, ...patch, updatedAt: new Date().toISOString() };
+    if ((await update.store.putJsonIf(update.key, next, { ifEtag: current.etag })) !== null)
+      return { value: next, written: true };
+    await backoff(attempt);
+  }
+  throw update.conflict();
+}
+
 /**
  * Reads and writes run records; the only code that knows where they live. Every write is a
  * compare-and-swap on the object's ETag, so writers on many machines (the API, every worker) never
@@ -268,20 +302,17 @@ export class RunRepository {
    * nothing and returns the record as read.
    */
   async update(runId: string, change: (r: RunRecord) => Partial<RunRecord> | null): Promise<RunRecord> {
-    for (let attempt = 1; attempt <= this.maxWriteAttempts; attempt += 1) {
-      const current = await this.findVersioned(runId);
-      if (!current) throw new RunNotFoundError(runId);
-      const patch = change(current.value);
-      if (patch === null) return current.value;
-      const next = { ...current.value, ...patch, updatedAt: new Date().toISOString() };
-      const written = await this.store.putJsonIf(runRecordKey(runId), next, { ifEtag: current.etag });
-      if (written !== null) {
-        await this.notify(next);
-        return next;
-      }
-      await backoff(attempt);
-    }
-    throw new RunWriteConflictError(runId, this.maxWriteAttempts);
+    const { value, written } = await updateVersioned({
+      store: this.store,
+      key: runRecordKey(runId),
+      attempts: this.maxWriteAttempts,
+      read: () => this.findVersioned(runId),
+      missing: () => new RunNotFoundError(runId),
+      conflict: () => new RunWriteConflictError(runId, this.maxWriteAttempts),
+      change,
+    });
+    if (written) await this.notify(value);
+    return value;
   }
 
   /** The immutable facts of a run, or null for runs created before specs were stored. */

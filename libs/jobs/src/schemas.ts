@@ -210,6 +210,31 @@ export const linearReportSchema = z.object({
   skippedImages: skippedImagesSchema.optional(),
 });
 
+export const probeScoreSchema = z.object({
+  top1: z.number().describe('%'),
+  top5: z.number().describe('%'),
+});
+
+/**
+ * The scores a trained one is read against, on the same protocol (same images, k values and
+ * temperature, same probe settings): the run's architecture at its seeded initialisation, and the
+ * raw pixels of the evaluated crops. Computed once per dataset and protocol and shared by every
+ * evaluation (datasets/<name>/baselines/).
+ */
+export const evaluationBaselinesSchema = z
+  .object({
+    knn: z
+      .object({ randomInit: z.array(knnScoreSchema), rawPixels: z.array(knnScoreSchema) })
+      .optional()
+      .describe('weighted k-NN, one score per k as in `knn`'),
+    linear: z
+      .object({ randomInit: probeScoreSchema, rawPixels: probeScoreSchema })
+      .optional()
+      .describe('linear probe: best top-1 over the epochs and top-5 at that epoch, as `linear`'),
+  })
+  .describe('random-init and raw-pixel scores on the same protocol; absent in reports written before them');
+export type EvaluationBaselines = z.infer<typeof evaluationBaselinesSchema>;
+
 /** runs/<id>/evals/<evalId>.json */
 export const evaluationReportSchema = z.object({
   evalId: idSchema,
@@ -227,6 +252,7 @@ export const evaluationReportSchema = z.object({
     })
     .nullable(),
   linear: linearReportSchema.nullable(),
+  baselines: evaluationBaselinesSchema.optional(),
   scheduled: z.boolean(),
   durationMs: z.number().min(0),
   backend: z.string(),

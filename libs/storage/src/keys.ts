@@ -14,6 +14,8 @@ import { InvalidIdError } from './errors';
  *   runs/<runId>/attention/<exportId>/<file>
  *   runs/<runId>/export/backbone.safetensors
  *   runs/<runId>/features/<step:9 digits>/<split>.bin
+ *   sweeps/<sweepId>/sweep.json                        a sweep's request, trials and status
+ *   sweeps/<sweepId>/report.json                       its trials' rung results and the best so far
  */
 
 /**
@@ -105,6 +107,15 @@ export function datasetShardsPrefix(name: string): string {
 
 export function datasetShardKey(name: string, file: string): string {
   return `${datasetShardsPrefix(name)}${validateFileName('shardFile', file)}`;
+}
+
+/**
+ * The random-init and raw-pixel baseline scores of one evaluation protocol on this dataset
+ * (`protocol`: an id naming the evaluation kind and a digest of its settings); kept beside the
+ * dataset because every run evaluated on it shares them.
+ */
+export function baselineKey(name: string, protocol: string): string {
+  return `${datasetPrefix(name)}baselines/${validateId('baselineProtocol', protocol)}.json`;
 }
 
 // --- runs -------------------------------------------------------------------------------------
@@ -218,4 +229,25 @@ export function backboneExportKey(runId: string): string {
 
 export function featuresKey(runId: string, step: number, split: string): string {
   return `${runPrefix(runId)}features/${formatStep(step)}/${validateId('split', split)}.bin`;
+}
+
+// --- sweeps -----------------------------------------------------------------------------------
+
+/** Parent of every sweep; list it to find sweep records (sweeps/<id>/sweep.json). */
+export function sweepsPrefix(): string {
+  return 'sweeps/';
+}
+
+export function sweepPrefix(sweepId: string): string {
+  return `${sweepsPrefix()}${validateId('sweepId', sweepId)}/`;
+}
+
+/** What a sweep was created with, its trials and its status; written compare-and-swap. */
+export function sweepRecordKey(sweepId: string): string {
+  return `${sweepPrefix(sweepId)}sweep.json`;
+}
+
+/** The sweep's rung results, decisions and best trial, as its controller last derived them. */
+export function sweepReportKey(sweepId: string): string {
+  return `${sweepPrefix(sweepId)}report.json`;
 }

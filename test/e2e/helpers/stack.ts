@@ -164,7 +164,14 @@ export async function startPrivateRedis(): Promise<{ url: string; close(): Promi
  * BullMQ key prefix on a real Redis; workers run as separate `node` processes against it.
  */
 export async function startStack(
-  options: { redisUrl?: string; reconcileIntervalMs?: number } = {},
+  options: {
+    redisUrl?: string;
+    reconcileIntervalMs?: number;
+    /** Period of the API's sweep controller; off (0) unless given. */
+    sweepIntervalMs?: number;
+    /** Keys the API accepts (the first is the one `http` sends); none: authentication off. */
+    apiKeys?: string[];
+  } = {},
 ): Promise<E2EStack> {
   const directory = await mkdtemp(path.join(tmpdir(), 'dinoq-e2e-s3-'));
   const s3: EmbeddedS3 = await startEmbeddedS3({ directory, bucket: BUCKET });
@@ -186,11 +193,12 @@ export async function startStack(
   const api = await bootstrapApi({
     store,
     redisConnection: connection,
-    apiKeys: [],
-    authDisabled: true,
+    apiKeys: options.apiKeys ?? [],
+    authDisabled: options.apiKeys === undefined,
     queuePrefix: prefix,
     reconcileIntervalMs: options.reconcileIntervalMs ?? 0,
     reconcileOnStart: options.reconcileIntervalMs !== undefined,
+    sweepIntervalMs: options.sweepIntervalMs ?? 0,
     logger: false,
   });
   const runs = new RunRepository(store);
@@ -207,9 +215,13 @@ export async function startStack(
   await obliterate();
 
   const http = async <T>(method: string, route: string, body?: unknown): Promise<HttpAnswer<T>> => {
+    const key = options.apiKeys?.[0];
     const response = await fetch(`${api.url}${route}`, {
       method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      headers: {
+        ...(key ? { authorization: `Bearer ${key}` } : {}),
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await response.text();

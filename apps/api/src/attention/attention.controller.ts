@@ -1,5 +1,6 @@
 import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiParam, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { z } from 'zod';
 import { IdParamPipe } from '../http/id-param.pipe';
 import { openApiSchema } from '../http/openapi';
 import { ZodPipe } from '../http/zod.pipe';
@@ -33,6 +34,14 @@ export class AttentionController {
     @Body(new ZodPipe(createAttentionSchema)) body: CreateAttentionRequest,
   ) {
     return this.attention.create(runId, body);
+  }
+
+  @Get()
+  @ApiOperation({ summary: 'Every attention export of the run with its status, newest first' })
+  @ApiParam({ name: 'id', description: 'run id' })
+  @ApiResponse({ status: 200, schema: openApiSchema(z.array(attentionViewSchema)) })
+  list(@Param('id', new IdParamPipe('runId')) runId: string): Promise<AttentionView[]> {
+    return this.attention.list(runId);
   }
 
   @Get(':exportId')

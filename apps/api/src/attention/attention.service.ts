@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { QueueName, attentionIndexSchema, parseStored, type AttentionJob } from '@dinoq/jobs';
-import { attentionFileKey, validateId } from '@dinoq/storage';
+import { UnreadableObjectError, attentionFileKey, validateId } from '@dinoq/storage';
 import { API_OPTIONS, type ApiOptions } from '../api-options';
 import { resolveCheckpointStep } from '../checkpoint-step';
 import { badRequest, notFound, payloadTooLarge } from '../http/api-errors';
@@ -19,6 +19,8 @@ import {
   type ImageSize,
   type UploadedImage,
 } from './image-upload';
+
+const LISTED_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'failed'] as const;
 
 @Injectable()
 export class AttentionService {
@@ -62,6 +64,32 @@ export class AttentionService {
       attentionJobId(runId, exportId),
     );
     return { runId, exportId, jobId: job.id, queue: job.queue, status: job.state, step };
+  }
+
+  /** Every export of the run, newest first: those with files in storage and those still queued or failed. */
+  async list(runId: string): Promise<AttentionView[]> {
+    await this.runs.get(runId);
+    const [objects, jobs] = await Promise.all([
+      this.files.objects(runId, 'attention/'),
+      this.jobs.jobs(QueueName.Attention, 'attention', LISTED_STATES),
+    ]);
+    const exportIds = new Set(objects.map((object) => object.key.split('/')[1]));
+    for (const job of jobs) {
+      const data = job.data as Partial<AttentionJob>;
+      if (data.runId === runId && typeof data.exportId === 'string') exportIds.add(data.exportId);
+    }
+    const views = await Promise.all([...exportIds].map((exportId) => this.listed(runId, exportId)));
+    return views.sort((a, b) => b.exportId.localeCompare(a.exportId));
+  }
+
+  /** In a listing, an index that cannot be read shows as such rather than hiding the others. */
+  private async listed(runId: string, exportId: string): Promise<AttentionView> {
+    try {
+      return await this.get(runId, exportId);
+    } catch (error) {
+      if (!(error instanceof UnreadableObjectError)) throw error;
+      return { runId, exportId, status: 'unreadable', error: error.message, index: null };
+    }
   }
 
   /** @throws UnreadableObjectError naming the key when index.json is not an export index. */

@@ -38,7 +38,7 @@ export class HealthController {
       return SHUTTING_DOWN;
     }
     const report = await this.health.check();
-    if (!this.verifier.verify(request.headers.authorization).ok) return { status: report.status };
+    if (!this.verifier.verifyRequest(request).ok) return { status: report.status };
     return report;
   }
 

@@ -4,7 +4,7 @@ import type { Request, Response } from 'express';
 import { ApiKeyVerifier } from './api-key-verifier';
 import { IS_PUBLIC } from './public.decorator';
 
-/** Global guard: every route needs a valid bearer key unless it is marked @Public(). */
+/** Global guard: every route needs a valid bearer key (or session cookie) unless it is marked @Public(). */
 @Injectable()
 export class ApiKeyGuard implements CanActivate {
   constructor(
@@ -19,7 +19,7 @@ export class ApiKeyGuard implements CanActivate {
     ]);
     if (isPublic) return true;
     const http = context.switchToHttp();
-    const outcome = this.verifier.verify(http.getRequest<Request>().headers.authorization);
+    const outcome = this.verifier.verifyRequest(http.getRequest<Request>());
     if (outcome.ok) return true;
     http.getResponse<Response>().setHeader('WWW-Authenticate', 'Bearer realm="dinoq"');
     throw new UnauthorizedException(outcome.reason);

@@ -31,7 +31,7 @@ export function apiKeyMiddleware(verifier: ApiKeyVerifier, routes: readonly Publ
   }
   const requireKey: RequestHandler = (req, res, next) => {
     if (publicRequests.has(req)) return next();
-    const outcome = verifier.verify(req.headers.authorization);
+    const outcome = verifier.verifyRequest(req);
     if (outcome.ok) return next();
     sendUnauthorized(res, outcome.reason);
   };

@@ -36,8 +36,12 @@ export class RedisRepository implements OnModuleDestroy {
     return performance.now() - started;
   }
 
-  workers(): Promise<ListedWorker[]> {
-    return listWorkers(this.client);
+  /**
+   * Workers of this deployment: the registry is shared by every deployment on the Redis, and a
+   * worker announces the queue prefix it consumes under.
+   */
+  async workers(): Promise<ListedWorker[]> {
+    return (await listWorkers(this.client)).filter((w) => w.queuePrefix === this.options.queuePrefix);
   }
 
   /** Key under this deployment's prefix, for state only the API uses. */

@@ -1,5 +1,12 @@
 import { Injectable } from '@nestjs/common';
-import { ConfigError, planRun, resolveRunConfig, type PresetName, type RunConfig } from '@dinoq/config';
+import {
+  ConfigError,
+  planRun,
+  resolveRunConfig,
+  scheduleStepProblems,
+  type PresetName,
+  type RunConfig,
+} from '@dinoq/config';
 import { continuationJob, newRunRecord, type StoredMetricsLine } from '@dinoq/jobs';
 import { validateId } from '@dinoq/storage';
 import { badRequest, conflict, notFound } from '../http/api-errors';
@@ -29,23 +36,7 @@ export class RunsService {
    */
   async create(request: CreateRunRequest) {
     const runId = validateId('runId', request.runId ?? newId('run'));
-    const datasetName = validateId('dataset', request.dataset);
-    const config: RunConfig = resolveRunConfig(
-      request.preset as PresetName | undefined,
-      request.config ?? {},
-    );
-
-    const manifest = await this.datasets.find(datasetName);
-    if (!manifest) throw notFound(`dataset "${datasetName}" does not exist`, 'dataset');
-    const trainCount = manifest.splits.train?.count;
-    if (!trainCount) throw badRequest(`dataset "${datasetName}" has no training images`, 'dataset');
-    if (trainCount < config.train.batchSize) {
-      throw new ConfigError([
-        `train.batchSize: ${config.train.batchSize} exceeds the ${trainCount} training images of dataset "${datasetName}"`,
-      ]);
-    }
-    await this.admission.admit(config, request.device);
-    const plan = planRun(trainCount, config.train);
+    const { datasetName, config, trainCount, plan } = await this.check(request);
 
     if (await this.runs.find(runId)) throw conflict(`run "${runId}" already exists`);
     const record = newRunRecord({
@@ -64,6 +55,32 @@ export class RunsService {
     if (!first) throw conflict(`run "${runId}" has no steps to train`);
     const job = await this.jobs.addContinuation(first);
     return { ...runView(record), job: { id: job.id, queue: job.queue, state: job.state } };
+  }
+
+  /**
+   * What a run of this request would be, or the 400/404 that creating it would answer: its config,
+   * its dataset and its shard plan. Sweeps check every trial with it before creating any.
+   */
+  async check(request: Omit<CreateRunRequest, 'runId' | 'retryBudget'>) {
+    const datasetName = validateId('dataset', request.dataset);
+    const config: RunConfig = resolveRunConfig(
+      request.preset as PresetName | undefined,
+      request.config ?? {},
+    );
+    const manifest = await this.datasets.find(datasetName);
+    if (!manifest) throw notFound(`dataset "${datasetName}" does not exist`, 'dataset');
+    const trainCount = manifest.splits.train?.count;
+    if (!trainCount) throw badRequest(`dataset "${datasetName}" has no training images`, 'dataset');
+    if (trainCount < config.train.batchSize) {
+      throw new ConfigError([
+        `train.batchSize: ${config.train.batchSize} exceeds the ${trainCount} training images of dataset "${datasetName}"`,
+      ]);
+    }
+    const plan = planRun(trainCount, config.train);
+    const stepProblems = scheduleStepProblems(config, plan.itersPerEpoch);
+    if (stepProblems.length > 0) throw new ConfigError(stepProblems);
+    await this.admission.admit(config, request.device);
+    return { datasetName, config, trainCount, plan };
   }
 
   /**

@@ -39,7 +39,7 @@ import {
  *                     [--data-threads auto] [--backend auto] [--timeout-minutes 240]
  *                     [--quality-steps n] [--quality-h 50,200] [--bank-limit 10000]
  *                     [--test-limit 2000] [--replicas auto] [--quality-moments averaged,per-slice]
- *                     [--quality-skip-baselines]
+ *                     [--quality-skip-baselines] [--outer-lr 0.7] [--outer-momentum 0.9]
  *
  * One run across many workers (DiLoCo rounds over BullMQ flows) on the fmnist-tiny preset and the
  * first `--train-limit` Fashion-MNIST training images. Figures, not assertions.
@@ -61,7 +61,8 @@ import {
  * after another, which gives the distributed run's result) and every --quality-moments choice (a
  * slice's AdamW moments: the merged mean, as the worker does, or its own from the previous round),
  * then weighted k-NN top-1 (k = 20, T = 0.07) of each teacher: bank of --bank-limit training images,
- * --test-limit test queries. --quality-skip-baselines trains DiLoCo only.
+ * --test-limit test queries. --quality-skip-baselines trains DiLoCo only; --outer-lr and
+ * --outer-momentum replace the outer optimizer's defaults (checked by the run schema).
  *
  * --steps (and --quality-steps) are rounded up to whole epochs of the training images, since a
  * run's length is a number of epochs. The default is two rounds of the largest H: 800 steps, which
@@ -91,7 +92,7 @@ function positiveInts(name: string, fallback: string): number[] {
 function benchConfig(
   datasetSize: number,
   steps: number,
-  parallel: { slices: number; h: number; batchScale?: number },
+  parallel: { slices: number; h: number; batchScale?: number; outer?: OuterSetting },
 ): RunConfig {
   const base = resolveRunConfig('fmnist-tiny');
   const epochs = Math.ceil(steps / itersPerEpochFor(datasetSize, base.train.batchSize));
@@ -99,7 +100,7 @@ function benchConfig(
   // 256 images and scales with the batch.
   return resolveRunConfig('fmnist-tiny', {
     train: { epochs, batchSize: base.train.batchSize * (parallel.batchScale ?? 1) },
-    parallel: { slices: parallel.slices, syncEverySteps: parallel.h },
+    parallel: { slices: parallel.slices, syncEverySteps: parallel.h, outer: parallel.outer },
   });
 }
 
@@ -302,6 +303,7 @@ interface QualityOptions {
   slices: number;
   hs: number[];
   moments: InnerMoments[];
+  outer: OuterSetting;
   /** Train the two synchronous baselines too (they do not depend on H or the moments). */
   baselines: boolean;
   trainLimit: number;
@@ -310,12 +312,19 @@ interface QualityOptions {
   replicas: string;
 }
 
+/** Outer optimizer settings given on the command line; the rest stay the schema's defaults. */
+interface OuterSetting {
+  lr?: number;
+  momentum?: number;
+}
+
 interface QualityVariant {
   name: string;
   slices: number;
   h: number;
   batchScale?: number;
   moments?: InnerMoments;
+  outer?: OuterSetting;
 }
 
 /** The synchronous baselines (when asked for), then DiLoCo for every H and every moments choice. */
@@ -326,10 +335,16 @@ function qualityVariants(opts: QualityOptions, defaultH: number): QualityVariant
   ];
   const rounds = opts.hs.flatMap((h) =>
     opts.moments.map((moments) => ({
-      name: `DiLoCo ${opts.slices} slices, H = ${h}${moments === 'averaged' ? '' : `, ${moments} moments`}`,
+      name:
+        `DiLoCo ${opts.slices} slices, H = ${h}` +
+        (moments === 'averaged' ? '' : `, ${moments} moments`) +
+        Object.entries(opts.outer)
+          .map(([key, value]) => `, outer ${key} ${value}`)
+          .join(''),
       slices: opts.slices,
       h,
       moments,
+      outer: opts.outer,
     })),
   );
   return [...(opts.baselines ? baselines : []), ...rounds];
@@ -468,6 +483,10 @@ async function main(): Promise<void> {
       slices,
       hs: qualityHs,
       moments: qualityMoments(),
+      outer: {
+        ...(argValue('outer-lr') === undefined ? {} : { lr: Number(argValue('outer-lr')) }),
+        ...(argValue('outer-momentum') === undefined ? {} : { momentum: Number(argValue('outer-momentum')) }),
+      },
       baselines: !process.argv.includes('--quality-skip-baselines'),
       trainLimit,
       bankLimit: positiveInt('bank-limit', 10_000),

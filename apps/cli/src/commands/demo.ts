@@ -3,7 +3,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
-import type { EvaluationReport, StepMetricsLine } from '@dinoq/jobs';
+import { knnLines, type EvaluationReport, type StepMetricsLine } from '@dinoq/jobs';
 import { startEmbeddedS3, EMBEDDED_S3_CREDENTIALS, EMBEDDED_S3_REGION } from '@dinoq/storage';
 import { dataDir } from '../local-layout';
 import { positiveInt } from '../options';
@@ -141,9 +141,7 @@ async function runDemo(o: DemoFlags): Promise<void> {
   };
 
   try {
-    process.stdout.write(
-      `stack: Redis ${redisUrl}, S3 ${s3.endpoint} (data in ${s3.directory}), API ${base}\n`,
-    );
+    process.stdout.write(`stack: Redis ${redisUrl}, S3 ${s3.endpoint} (data in ${s3.directory})\n`);
     for (let i = 0; ; i++) {
       // Worker counts are in the detailed answer, which needs the key.
       const health = await fetch(`${base}/health`, { headers: { authorization: `Bearer ${apiKey}` } }).catch(
@@ -154,6 +152,13 @@ async function runDemo(o: DemoFlags): Promise<void> {
       if (i > 240) throw new Error('the API or the worker did not come up within 2 minutes');
       await sleep(500);
     }
+    // Printed once the API answers, and (without --keep) valid until the run ends.
+    process.stdout.write(
+      `dashboard: ${base}/ui/ — sign in with the API key ${apiKey}\n` +
+        (o.keep
+          ? 'the stack stays up after the run (--keep); Ctrl-C stops it\n'
+          : 'the stack stops when the run ends; "npm run demo -- --keep" keeps it up\n'),
+    );
     const dataset = `fmnist-${o.images}`;
     const imported = await call('POST', '/datasets/import', {
       name: dataset,
@@ -235,7 +240,7 @@ async function runDemo(o: DemoFlags): Promise<void> {
     );
     process.stdout.write('k-NN history (teacher, weighted votes, T = 0.07):\n');
     for (const e of history.filter((h) => h.report).sort((x, y) => x.step - y.step)) {
-      const scores = (e.report?.knn ?? []).map((k) => `k=${k.k} top-1 ${k.top1.toFixed(1)}%`).join(', ');
+      const scores = knnLines(e.report?.knn ?? [], e.report?.baselines?.knn).join(', ');
       process.stdout.write(
         `  step ${e.step}${e.report?.scheduled ? ' (scheduled)' : ' (final)'}: ${scores}\n`,
       );
@@ -243,13 +248,14 @@ async function runDemo(o: DemoFlags): Promise<void> {
     process.stdout.write(
       `results: ${path.join(s3.directory, 'dinoq', 'runs', runId)} (run.json, checkpoints/, metrics/, evals/)\n`,
     );
-    process.stdout.write(
-      `API: ${base} (Authorization: Bearer ${apiKey}); GET /runs/${runId}/artifacts lists download URLs\n`,
-    );
     if (o.keep) {
-      process.stdout.write('stack kept running; Ctrl-C stops it\n');
+      process.stdout.write(
+        `dashboard: ${base}/ui/#/runs/${runId}; API: ${base} (Authorization: Bearer ${apiKey}); ` +
+          'Ctrl-C stops the stack\n',
+      );
       await new Promise(() => undefined);
     }
+    process.stdout.write('stopping the stack ("npm run demo -- --keep" keeps it up to browse the run)\n');
     await stop(0);
   } catch (e) {
     process.stderr.write(`demo failed: ${(e as Error).message}\n`);

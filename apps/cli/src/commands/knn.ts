@@ -2,15 +2,19 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import type { RunConfig } from '@dinoq/config';
-import { disposeParams, initDinoParams, selectBackend, type ParamTensors } from '@dinoq/dino';
+import { disposeParams, selectBackend, type ParamTensors } from '@dinoq/dino';
 import {
   extractFeatures,
   importBackbone,
+  knnBaselines,
+  randomInitParams,
   rawPixelFeatures,
   weightedKnn,
   type FeatureSet,
+  type KnnBaselines,
   type KnnScore,
 } from '@dinoq/eval';
+import { knnLines } from '@dinoq/jobs';
 import type { DecodedSplit } from '@dinoq/data';
 import { configFromFlags, positiveInt, collect, type ConfigFlags } from '../options';
 import { dataDir, LocalRun } from '../local-layout';
@@ -29,6 +33,7 @@ interface KnnFlags extends ConfigFlags {
   testLimit?: number;
   ks: string;
   temperature: number;
+  baselines: boolean;
 }
 
 export type Features = (split: DecodedSplit, limit?: number) => Promise<FeatureSet>;
@@ -37,7 +42,7 @@ export type Features = (split: DecodedSplit, limit?: number) => Promise<FeatureS
 export async function featuresFor(
   o: KnnFlags,
   root: string,
-): Promise<{ label: string; features: Features; dispose: () => void }> {
+): Promise<{ label: string; features: Features; dispose: () => void; config?: RunConfig }> {
   if (o.rawPixels)
     return { label: 'raw pixels', features: async (s, l) => rawPixelFeatures(s, l), dispose: () => {} };
   let config: RunConfig;
@@ -62,9 +67,13 @@ export async function featuresFor(
     label = `backbone ${path.basename(o.backbone)}`;
   } else if (o.randomInit) {
     config = configFromFlags(o);
-    params = initDinoParams(config, config.train.seed);
-    dispose = () => params.forEach((v) => v.dispose());
-    label = `random init (seed ${config.train.seed})`;
+    const random = randomInitParams(config);
+    // A baseline itself: no baselines beside it.
+    return {
+      label: `random init (seed ${config.train.seed})`,
+      features: (split, limit) => extractFeatures(random, split, { config, limit }),
+      dispose: () => disposeParams(random),
+    };
   } else {
     throw new Error('pass --run <id>, --backbone <file>, --random-init or --raw-pixels');
   }
@@ -72,13 +81,17 @@ export async function featuresFor(
     label,
     features: (split, limit) => extractFeatures(params, split, { config, limit }),
     dispose,
+    // A trained network is read against the random network of its architecture and raw pixels.
+    config,
   };
 }
 
-export function formatScores(label: string, scores: KnnScore[]): string {
+/** One line per k, the trained score beside its baselines when they were computed. */
+export function formatScores(label: string, scores: KnnScore[], baselines?: KnnBaselines): string {
   return (
-    scores.map((s) => `${label}: k=${s.k} top1 ${s.top1.toFixed(2)}% top5 ${s.top5.toFixed(2)}%`).join('\n') +
-    '\n'
+    knnLines(scores, baselines)
+      .map((line) => `${label}: ${line}`)
+      .join('\n') + '\n'
   );
 }
 
@@ -102,6 +115,7 @@ export function registerKnn(program: Command): void {
     .option('--test-limit <n>', 'queries: first n test images', positiveInt('--test-limit'))
     .option('--ks <list>', 'comma-separated k values', '10,20,100,200')
     .option('--temperature <t>', 'vote temperature', Number, 0.07)
+    .option('--no-baselines', 'skip the random-init and raw-pixel scores printed beside a trained score')
     .action(async (o: KnnFlags) => {
       const backend = await selectBackend();
       const root = dataDir(o.dataDir);
@@ -112,11 +126,16 @@ export function registerKnn(program: Command): void {
         const t0 = Date.now();
         const bank = await f.features(train);
         const queries = await f.features(test);
-        const scores = weightedKnn(bank, queries, {
+        const protocol = {
           numClasses: Math.max(...train.labels) + 1,
           ks: o.ks.split(',').map(Number),
           temperature: o.temperature,
-        });
+        };
+        const scores = weightedKnn(bank, queries, protocol);
+        const baselines =
+          o.baselines && f.config
+            ? await knnBaselines(f.config, { train: async () => train, test: async () => test }, protocol)
+            : undefined;
         logger.info(
           {
             backend: backend.name,
@@ -126,7 +145,7 @@ export function registerKnn(program: Command): void {
           },
           'k-NN done',
         );
-        process.stdout.write(formatScores(f.label, scores));
+        process.stdout.write(formatScores(f.label, scores, baselines));
       } finally {
         f.dispose();
       }

@@ -11,7 +11,13 @@ import {
   type StepLane,
 } from '@dinoq/dino';
 import { exportBackbone } from '@dinoq/eval';
-import { RunNotFoundError, stepMetricsLine, type RunRecord, type StepMetricsLine } from '@dinoq/jobs';
+import {
+  RunNotFoundError,
+  stepMetricsLine,
+  type RunRecord,
+  type StepMetricsLine,
+  type TrainingProgress,
+} from '@dinoq/jobs';
 import type { RunArtifacts } from '@dinoq/storage';
 import { failRun } from '../shard-plan';
 import type { ComputeContext, JobScope } from './job-scope';
@@ -182,24 +188,26 @@ async function trainSteps(
           skippedShards: skipped.shards,
         });
       }
-      lines.push(
-        stepMetricsLine(
-          {
-            ...metrics,
-            dataMode: batches.choice.mode,
-            ...(skipped.images + skipped.shards > 0
-              ? { skippedImages: skipped.images, skippedShards: skipped.shards }
-              : {}),
-          },
-          batches.threads,
-        ),
+      const line = stepMetricsLine(
+        {
+          ...metrics,
+          dataMode: batches.choice.mode,
+          ...(skipped.images + skipped.shards > 0
+            ? { skippedImages: skipped.images, skippedShards: skipped.shards }
+            : {}),
+        },
+        batches.threads,
       );
-      scope.progress({
+      lines.push(line);
+      // The whole line, so dashboards draw every curve live, not only at the shard's commit.
+      const progress: TrainingProgress = {
         step: metrics.step,
         toStep,
         loss: metrics.loss,
         imagesPerSecond: metrics.imagesPerSecond,
-      });
+        metrics: line,
+      };
+      scope.progress({ ...progress });
     },
   });
   return lines;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type * as tf from '@tensorflow/tfjs-core';
 import type { RunConfig } from '@dinoq/config';
 import {
@@ -8,16 +9,31 @@ import {
   type DatasetManifest,
   type SplitPass,
 } from '@dinoq/data';
-import { cachedFeatures, extractFeatures, linearProbe, weightedKnn, type FeatureSet } from '@dinoq/eval';
+import {
+  cachedBaselines,
+  cachedFeatures,
+  extractFeatures,
+  knnWith,
+  linearProbe,
+  probeWith,
+  weightedKnn,
+  withBaselineFeatures,
+  type BaselineName,
+  type BaselineSplits,
+  type FeatureExtractor,
+  type FeatureSet,
+} from '@dinoq/eval';
 import {
   knnOptionsSchema,
   linearOptionsSchema,
+  evaluationSummary,
   type EvaluateJob,
+  type EvaluationBaselines,
   type EvaluationReport,
   type LinearReport,
 } from '@dinoq/jobs';
 import { disposeParams, networkParams } from '@dinoq/dino';
-import { RunArtifacts, featuresKey } from '@dinoq/storage';
+import { RunArtifacts, baselineKey, featuresKey } from '@dinoq/storage';
 import type { ComputeContext, JobScope } from '../job-scope';
 import { UnrecoverableJobError } from '../protocol';
 import { chooseDataMode, shardCacheFor } from '../training-data';
@@ -119,6 +135,68 @@ function skippedImages(
   return train + test > 0 ? { train, test } : undefined;
 }
 
+interface BaselineProtocol {
+  kind: 'knn' | 'linear';
+  /** What changes the scores besides the images and the network: k values, probe settings, …. */
+  settings: Record<string, unknown>;
+  /** Images evaluated per split (the limits as they apply to this dataset). */
+  trainImages: number;
+  testImages: number;
+  /** The random network's probe features; k-NN uses the final [CLS]. */
+  probe?: { lastBlocks: number; avgPool: boolean };
+}
+
+/**
+ * The random-init and raw-pixel scores of this protocol on this dataset, each read from
+ * storage or computed once and stored (libs/storage baselineKey). The stored protocol names the
+ * dataset's content (manifest digest), the images evaluated and how they are cropped, the
+ * settings, and for the random network its architecture and seed: anything else shares them.
+ */
+async function baselines<T>(
+  ctx: ComputeContext,
+  scope: JobScope,
+  data: EvalSplits,
+  config: RunConfig,
+  protocol: BaselineProtocol,
+  score: (extract: FeatureExtractor, splits: BaselineSplits) => Promise<T>,
+): Promise<{ randomInit: T; rawPixels: T }> {
+  const { trainImages: trainLimit, testImages: testLimit } = protocol;
+  const splits: BaselineSplits = {
+    train: () => openPass(ctx, scope, data, 'train', trainLimit),
+    test: () => openPass(ctx, scope, data, 'test', testLimit),
+  };
+  const { globalCropSize, mean, std } = config.augment;
+  const crops = { size: globalCropSize, cropFraction: manifestEvalCropFraction(data.manifest) };
+  const scores = async (which: BaselineName) => {
+    const stored = {
+      ...protocol,
+      baseline: which,
+      dataset: data.manifestSha,
+      crops,
+      ...(which === 'randomInit'
+        ? { network: { model: config.model, head: config.head, seed: config.train.seed, mean, std } }
+        : { probe: undefined }),
+    };
+    const digest = createHash('sha256').update(JSON.stringify(stored)).digest('hex').slice(0, 32);
+    const key = baselineKey(data.manifest.name, `${protocol.kind}-${which.toLowerCase()}-${digest}`);
+    const onProgress = progressTo(scope, `${protocol.kind}-${which}-baseline`);
+    const result = await cachedBaselines(ctx.store, key, stored, () =>
+      withBaselineFeatures(which, { config, onProgress, probe: protocol.probe }, (extract) =>
+        score(extract, splits),
+      ),
+    );
+    scope.log(
+      'info',
+      `${protocol.kind} ${which} baseline ${result.hit ? 'read from' : 'stored at'} ${key}`,
+      {},
+      true,
+    );
+    return result.scores;
+  };
+  const randomInit = await scores('randomInit');
+  return { randomInit, rawPixels: await scores('rawPixels') };
+}
+
 /**
  * Evaluates a committed checkpoint's teacher backbone: weighted k-NN (train split as the memory
  * bank, test split as queries) and/or a linear probe on frozen features, then writes the report.
@@ -141,6 +219,7 @@ export async function evaluate(
   let knn: EvaluationReport['knn'] = null;
   let knnSettings: EvaluationReport['knnSettings'] = null;
   let linear: LinearReport | null = null;
+  const baselineScores: EvaluationBaselines = {};
   try {
     if (job.kinds.includes('knn')) {
       const settings = knnOptionsSchema.parse(job.knn ?? {});
@@ -182,6 +261,21 @@ export async function evaluate(
         testImages: queries.count,
         ...(skipped ? { skippedImages: skipped } : {}),
       };
+      const knnProtocol = { ks: settings.ks, temperature: settings.temperature };
+      baselineScores.knn = await baselines(
+        ctx,
+        scope,
+        data,
+        config,
+        {
+          kind: 'knn',
+          settings: knnProtocol,
+          trainImages: data.samples('train', settings.trainLimit),
+          testImages: data.samples('test', settings.testLimit),
+        },
+        (extract, splits) =>
+          knnWith(extract, splits, { ...knnProtocol, numClasses: data.manifest.classes.length }),
+      );
     }
     if (job.kinds.includes('linear')) {
       const settings = linearOptionsSchema.parse(job.linear ?? {});
@@ -189,10 +283,9 @@ export async function evaluate(
       scope.throwIfAbandoned();
       const train = await openPass(ctx, scope, data, 'train', settings.trainLimit);
       const test = await openPass(ctx, scope, data, 'test', settings.testLimit);
+      const probeOptions = { ...settings, numClasses: data.manifest.classes.length, seed: config.train.seed };
       const result = await linearProbe(params, config, train, test, {
-        ...settings,
-        numClasses: data.manifest.classes.length,
-        seed: config.train.seed,
+        ...probeOptions,
         onEpoch: (entry) => {
           scope.progress({ phase: 'linear', epoch: entry.epoch, epochs: settings.epochs, top1: entry.top1 });
           // Between epochs the probe holds nothing half-done, so a shutdown may drop the job here.
@@ -215,6 +308,21 @@ export async function evaluate(
       logSkipped(scope, test, `${run.datasetName}/test`);
       const skipped = skippedImages(data, settings, { train: result.trainCount, test: result.testCount });
       if (skipped) linear.skippedImages = skipped;
+      const { lastBlocks, avgPool, trainLimit, testLimit, ...probeSettings } = settings;
+      baselineScores.linear = await baselines(
+        ctx,
+        scope,
+        data,
+        config,
+        {
+          kind: 'linear',
+          settings: { ...probeSettings, seed: config.train.seed },
+          trainImages: data.samples('train', trainLimit),
+          testImages: data.samples('test', testLimit),
+          probe: { lastBlocks, avgPool },
+        },
+        (extract, splits) => probeWith(extract, splits, probeOptions),
+      );
     }
   } finally {
     disposeParams(params);
@@ -229,17 +337,15 @@ export async function evaluate(
     knn,
     knnSettings,
     linear,
+    baselines: baselineScores,
     scheduled: job.scheduled,
     durationMs: Date.now() - started,
     backend: ctx.backend.name,
     createdAt: new Date().toISOString(),
   };
   await new RunArtifacts(ctx.store, job.runId).writeEvaluation(job.evalId, report);
-  const summary = [
-    knn ? `k-NN top-1 ${Math.max(...knn.map((score) => score.top1)).toFixed(2)}%` : null,
-    linear ? `linear top-1 ${linear.top1.toFixed(2)}%` : null,
-  ].filter(Boolean);
-  scope.log('info', `run ${job.runId}: step ${checkpoint.step}: ${summary.join(', ')}`, {}, true);
+  const summary = evaluationSummary(report).join(', ');
+  scope.log('info', `run ${job.runId}: step ${checkpoint.step}: ${summary}`, {}, true);
   return report;
 }
 
@@ -251,13 +357,14 @@ function features(
   scope: JobScope,
   phase: string,
 ): Promise<FeatureSet> {
-  return extractFeatures(params, pass, {
-    config,
-    limit,
-    onProgress: (done, total) => {
-      scope.progress({ phase, done, total });
-      // Between batches nothing is half-done, so a shutdown may drop the job here.
-      scope.throwIfAbandoned();
-    },
-  });
+  return extractFeatures(params, pass, { config, limit, onProgress: progressTo(scope, phase) });
+}
+
+/** Reports extraction progress under `phase`; between batches a shutdown may drop the job. */
+function progressTo(scope: JobScope, phase: string): (done: number, total: number) => void {
+  return (done, total) => {
+    scope.progress({ phase, done, total });
+    // Between batches nothing is half-done, so a shutdown may drop the job here.
+    scope.throwIfAbandoned();
+  };
 }
