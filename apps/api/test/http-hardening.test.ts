@@ -31,6 +31,7 @@ beforeAll(async () => {
   await announceWorker(t.redis, {
     workerId,
     hostname: 'secret-host-7',
+    queuePrefix: t.prefix,
     pid: 4242,
     deviceClass: 'cpu',
     backend: 'wasm',

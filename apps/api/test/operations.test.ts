@@ -18,6 +18,7 @@ beforeAll(async () => {
   await announceWorker(t.redis, {
     workerId,
     hostname: 'gpu-node-1',
+    queuePrefix: t.prefix,
     pid: 4242,
     deviceClass: 'gpu',
     backend: 'tensorflow-gpu',
@@ -59,6 +60,35 @@ describe('GET /health', () => {
       ]),
     );
     expect((await t.http.get('/health/live')).body).toEqual({ status: 'ok' });
+  });
+
+  it('lists only the workers of its own queue prefix', async () => {
+    const stranger = `${workerId}-other-deployment`;
+    const seen = async () =>
+      ((await t.http.get('/health').set(AUTH)).body.workers.list as { workerId: string }[]).map(
+        (w) => w.workerId,
+      );
+    const announcement = {
+      hostname: 'elsewhere',
+      pid: 1,
+      deviceClass: 'cpu' as const,
+      backend: 'wasm',
+      kernels: 'simd',
+      cores: 2,
+      trainReplicas: '1',
+      dataThreads: '1',
+      queues: ['train-cpu'],
+      startedAt: new Date().toISOString(),
+      lastSeen: new Date().toISOString(),
+      currentJob: null,
+    };
+    await announceWorker(t.redis, { ...announcement, workerId: stranger, queuePrefix: `${t.prefix}-other` });
+    try {
+      expect(await seen()).toContain(workerId);
+      expect(await seen()).not.toContain(stranger);
+    } finally {
+      await withdrawWorker(t.redis, stranger);
+    }
   });
 
   it('stays 200 and reports storage down, naming it, when the object store is unreachable', async () => {
