@@ -3,14 +3,12 @@ import {
   readManifest,
   ShardCache,
   splitOf,
-  StreamingAugmentPool,
-  StreamingBatches,
   StreamingSampleOrder,
   StreamingSplitReader,
 } from '@dinoq/data';
-import { DataParallelTrainer, selectBackend } from '@dinoq/dino';
+import { selectBackend } from '@dinoq/dino';
 import { argValue, peakRssMiB } from './bench-data';
-import { streamedBatchFor, tinyStreamingConfig, trainTimed } from './data-train';
+import { tinyStreamingConfig, trainStreamed } from './data-train';
 
 /**
  * One streamed training run of `npm run bench:data -- --rss`, alone in its process so that the
@@ -96,23 +94,12 @@ async function main(): Promise<void> {
     order,
     maxOpenShardBytes: openShardMiB === undefined ? undefined : Number(openShardMiB) * 2 ** 20,
   });
-  const pool = StreamingAugmentPool.start(1);
-  const batches = new StreamingBatches({
-    reader,
-    cfg: config.augment,
-    batchSize: config.train.batchSize,
-    fromStep: 0,
-    toStep: steps,
-    pool,
-  });
-  const trainer = await DataParallelTrainer.create(config, split.count, { replicas: 1 });
   const sampler = sampleMemory();
   let run;
   try {
-    run = await trainTimed(trainer, streamedBatchFor(batches), steps);
+    run = await trainStreamed(reader, config, steps, async (_, timed) => timed);
   } finally {
-    await batches.close();
-    await Promise.all([pool.close(), trainer.dispose(), cache.idle()]);
+    await cache.idle();
   }
   const parts = sampler.stop();
   const stats = reader.stats();

@@ -10,15 +10,13 @@ import {
   loadSplit,
   ShardCache,
   splitOf,
-  StreamingAugmentPool,
-  StreamingBatches,
   StreamingSampleOrder,
   StreamingSplitReader,
   trainingBatch,
   type DatasetManifest,
 } from '@dinoq/data';
 import { DataParallelTrainer, selectBackend, type ReplicatedTrainer } from '@dinoq/dino';
-import { checkpointDigest, streamedBatchFor, trainTimed, WARMUP_STEPS, type TimedRun } from './data-train';
+import { checkpointDigest, trainStreamed, trainTimed, WARMUP_STEPS, type TimedRun } from './data-train';
 
 /**
  * `npm run bench:data -- --streaming-vs-memory [--train-limit 6400] [--tp-steps 100]`: training
@@ -78,21 +76,10 @@ async function streamed(
   const cache = await ShardCache.open({ store, dataset: DATASET, dir: cacheDir, maxBytes: CACHE_BYTES });
   const order = StreamingSampleOrder.forSplit(split, config.train.seed);
   const reader = new StreamingSplitReader({ manifest, split: 'train', cache, order });
-  const pool = StreamingAugmentPool.start(1);
-  const batches = new StreamingBatches({
-    reader,
-    cfg: config.augment,
-    batchSize: config.train.batchSize,
-    fromStep: 0,
-    toStep: steps,
-    pool,
-  });
-  const trainer = await DataParallelTrainer.create(config, split.count, { replicas: 1 });
   try {
-    return await finish(trainer, await trainTimed(trainer, streamedBatchFor(batches), steps));
+    return await trainStreamed(reader, config, steps, finish);
   } finally {
-    await batches.close();
-    await Promise.all([trainer.dispose(), pool.close(), cache.idle()]);
+    await cache.idle();
   }
 }
 

@@ -1,7 +1,13 @@
 import { createHash } from 'node:crypto';
 import { resolveRunConfig, type RunConfig } from '@dinoq/config';
-import { itersPerEpoch, type StreamingBatches, type TrainingBatch } from '@dinoq/data';
-import { runSteps, type ReplicatedTrainer } from '@dinoq/dino';
+import {
+  itersPerEpoch,
+  StreamingAugmentPool,
+  StreamingBatches,
+  type StreamingSplitReader,
+  type TrainingBatch,
+} from '@dinoq/data';
+import { DataParallelTrainer, runSteps, type ReplicatedTrainer } from '@dinoq/dino';
 
 /** Training helpers shared by the parts of `npm run bench:data` that train. */
 
@@ -63,6 +69,35 @@ export function streamedBatchFor(batches: StreamingBatches): (step: number) => P
       );
     return batch;
   };
+}
+
+/**
+ * Trains a new one-replica trainer for `steps` steps on the reader's batches, streamed as the worker
+ * streams them with one augmentation thread; `finish` reads what it needs of the trainer before the
+ * trainer, the batches and the thread are closed.
+ */
+export async function trainStreamed<T>(
+  reader: StreamingSplitReader,
+  config: RunConfig,
+  steps: number,
+  finish: (trainer: ReplicatedTrainer, run: TimedRun) => Promise<T>,
+): Promise<T> {
+  const pool = StreamingAugmentPool.start(1);
+  const batches = new StreamingBatches({
+    reader,
+    cfg: config.augment,
+    batchSize: config.train.batchSize,
+    fromStep: 0,
+    toStep: steps,
+    pool,
+  });
+  const trainer = await DataParallelTrainer.create(config, reader.order.count, { replicas: 1 });
+  try {
+    return await finish(trainer, await trainTimed(trainer, streamedBatchFor(batches), steps));
+  } finally {
+    await batches.close();
+    await Promise.all([pool.close(), trainer.dispose()]);
+  }
 }
 
 /**
