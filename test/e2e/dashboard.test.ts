@@ -151,6 +151,9 @@ test("a finished run's k-NN history and attention gallery appear as their jobs c
   await page.locator('[data-chart="knn"]').waitFor({ timeout: 90_000 });
   expect(await chartPoints('knn')).toBe(1);
   expect(await page.locator('table.evaluations .status.completed').count()).toBe(1);
+  // Each score beside the random-init and raw-pixel baselines of the same protocol.
+  const scores = await page.locator('table.evaluations td.scores').first().textContent();
+  expect(scores).toMatch(/^k-NN k=1 top-1 [\d.]+ % \(random [\d.]+ %, pixels [\d.]+ %\)k-NN k=5 top-1 /);
 
   // The runs table shows the finished run with its newest k-NN score.
   await page.goto(`${stack.api.url}/ui/#/runs`);

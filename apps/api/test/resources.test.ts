@@ -38,6 +38,9 @@ const REPORT = {
   knn: [{ k: 20, top1: 71, top5: 96.5 }],
   knnSettings: { ks: [20], temperature: 0.07, trainImages: 64, testImages: 16 },
   linear: null,
+  baselines: {
+    knn: { randomInit: [{ k: 20, top1: 49.25, top5: 90 }], rawPixels: [{ k: 20, top1: 81.1, top5: 97 }] },
+  },
   scheduled: false,
   durationMs: 900,
   backend: 'wasm',
@@ -201,10 +204,11 @@ describe('evaluations', () => {
       jobId: null,
       error: null,
       report: REPORT,
+      summary: ['k-NN k=20 top-1 71.0 % (random 49.3 %, pixels 81.1 %)'],
     });
     const gpuList = await t.http.get('/runs/run-g/evaluations').set(AUTH).expect(200);
     const damagedView = gpuList.body.find((e: { evalId: string }) => e.evalId === 'eval-damaged');
-    expect(damagedView).toMatchObject({ status: 'unreadable', report: null, step: null });
+    expect(damagedView).toMatchObject({ status: 'unreadable', report: null, step: null, summary: [] });
     expect(damagedView.error).toMatch(/runs\/run-g\/evals\/eval-damaged\.json cannot be read: knn: /);
     expect(byId[latest.body.evalId]).toMatchObject({ status: 'waiting', kinds: ['knn'] });
     expect(byId[pinned.body.evalId]).toBeUndefined();

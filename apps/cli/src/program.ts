@@ -5,6 +5,7 @@ import { registerTrain } from './commands/train';
 import { registerKnn } from './commands/knn';
 import { registerDemo } from './commands/demo';
 import { registerSweep } from './commands/sweep';
+import { registerUp } from './commands/up';
 
 export function buildProgram(): Command {
   const program = new Command()
@@ -17,5 +18,6 @@ export function buildProgram(): Command {
   registerKnn(program);
   registerDemo(program);
   registerSweep(program);
+  registerUp(program);
   return program;
 }

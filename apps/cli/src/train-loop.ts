@@ -18,7 +18,8 @@ export interface LoopOptions {
   artifacts?: RunArtifacts;
   /** Commit a checkpoint every n steps (and always at the end). 0 = only at the end. */
   checkpointEvery?: number;
-  onStep?: (m: LoopStepMetrics) => void;
+  /** Called after every step, and awaited: the next step starts when it settles. */
+  onStep?: (m: LoopStepMetrics) => void | Promise<void>;
 }
 
 export interface LoopResult {
@@ -68,7 +69,7 @@ export async function trainLoop(opts: LoopOptions): Promise<LoopResult> {
         result.lastStep = m.step;
         result.metrics.push(m);
         pending.push(stepMetricsLine(m, opts.pool?.threads ?? 0));
-        opts.onStep?.(m);
+        await opts.onStep?.(m);
         if (every > 0 && trainer.step % every === 0 && trainer.step < until) await commit();
         return Date.now() < deadline;
       },

@@ -25,6 +25,7 @@ function knnView(evalId: string, step: number, scores: [number, number][] | null
     report: scores
       ? ({ step, knn: scores.map(([k, top1]) => ({ k, top1, top5: 100 })) } as EvaluationView['report'])
       : null,
+    summary: [],
   };
 }
 

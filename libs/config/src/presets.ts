@@ -37,6 +37,25 @@ export const presets = {
     augment: { globalCropSize: 32, localCropSize: 16, localCropsNumber: 4 },
     train: { batchSize: 64, epochs: 10, stepsPerShard: 50 },
   },
+  /**
+   * The recipe that learns fastest on Fashion-MNIST on 2 CPU cores, found with sweeps (README,
+   * "A recipe for small images"): a ViT of width 64 on native 28 px crops (7 × 7 patches) and
+   * 12 px local crops, so it sees ~3× the images of fmnist-tiny per second; K = 1024; every
+   * schedule counted in fractions of the run, the last layer never frozen, so any length works.
+   */
+  'fmnist-fast': {
+    model: { arch: 'custom', patchSize: 4, embedDim: 64, depth: 4, numHeads: 2, dropPathRate: 0.05 },
+    head: { outDim: 1024, hiddenDim: 512, bottleneckDim: 128, nlayers: 3 },
+    optim: {
+      lr: 0.002,
+      minLr: 1e-5,
+      momentumTeacher: 0.99,
+      warmupFor: { fraction: 0.1 },
+      freezeLastLayerFor: { steps: 0 },
+    },
+    augment: { globalCropSize: 28, localCropSize: 12, localCropsNumber: 4 },
+    train: { batchSize: 64, epochs: 10, stepsPerShard: 50 },
+  },
 } satisfies Record<string, RunConfigInput>;
 
 export type PresetName = keyof typeof presets;

@@ -34,6 +34,12 @@ export const evaluationViewSchema = z.object({
   jobId: z.string().nullable(),
   error: z.string().nullable().describe('why the job failed, or why the stored report cannot be read'),
   report: evaluationReportSchema.nullable(),
+  summary: z
+    .array(z.string())
+    .describe(
+      'each score beside its baselines on the same protocol, e.g. "k-NN k=20 top-1 61.2 % (random 49.3 %, ' +
+        'pixels 81.1 %)"; empty until the report exists',
+    ),
 });
 
 export type EvaluationView = z.infer<typeof evaluationViewSchema>;

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import {
   evaluateQueueFor,
   evaluationReportSchema,
+  evaluationSummary,
   parseStored,
   type EvaluateJob,
   type RunRecord,
@@ -30,6 +31,7 @@ function fromJob(job: JobSnapshot): EvaluationView {
     jobId: job.id,
     error: job.failedReason,
     report: null,
+    summary: [],
   };
 }
 
@@ -44,6 +46,7 @@ function fromReport(runId: string, evalId: string, stored: unknown): EvaluationV
     jobId: null,
     error: null,
     report,
+    summary: evaluationSummary(report),
   };
 }
 
@@ -61,6 +64,7 @@ function listedReport(runId: string, evalId: string, stored: unknown): Evaluatio
       jobId: null,
       error: error.message,
       report: null,
+      summary: [],
     };
   }
 }

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { resolveRunConfig, type RunConfig } from '@dinoq/config';
+import { mergeConfig, presetNames, resolveRunConfig, type PresetName, type RunConfig } from '@dinoq/config';
 import {
   DataParallelTrainer,
   disposeParams,
@@ -9,29 +9,196 @@ import {
   networkParams,
   resolveReplicas,
   selectBackend,
+  type BackendInfo,
   type ParamTensors,
+  type ReplicatedTrainer,
 } from '@dinoq/dino';
 import { FsBlobStore, importFashionMnist, loadSplit, readManifest, type DecodedSplit } from '@dinoq/data';
-import { extractFeatures, rawPixelFeatures, weightedKnn, type FeatureSet } from '@dinoq/eval';
+import { extractFeatures, rawPixelFeatures, weightedKnn, type FeatureSet, type KnnScore } from '@dinoq/eval';
 import { trainLoop } from '../train-loop';
-import { mergeConfig } from '@dinoq/config';
 import { parseAssignment, replicaSetting } from '../options';
 import { argValue, peakRssMiB } from './bench-data';
+import { curvePng, type CurveSeries } from './curve-plot';
 
 /**
- * npm run bench:quality [-- --epochs 1 | --minutes 20] [--train-limit n] [--bank-limit n] [--test-limit n]
- *                       [--replicas auto|n] [--set path=value ...]
+ * npm run bench:quality [-- --preset fmnist-fast] [--steps n | --minutes m | --epochs n]
+ *                       [--train-limit n] [--bank-limit n] [--test-limit n]
+ *                       [--curve-points n] [--curve-bank n] [--curve-queries n]
+ *                       [--out dir] [--replicas auto|n] [--set path=value ...]
  *
- * Imports Fashion-MNIST from the Debian package, trains fmnist-tiny, then prints weighted k-NN
- * top-1 (k = 20, T = 0.07) on the test split for the trained teacher, for a randomly initialised
- * network and for raw pixels — all with the same protocol and the same images.
+ * Imports Fashion-MNIST from the Debian package and trains a preset, evaluating the teacher's
+ * weighted k-NN top-1 (k = 20, T = 0.07) every few steps on a subset (the curve: bank
+ * `--curve-bank` train images, `--curve-queries` test images) and at the end on the full protocol
+ * (bank: all train images, queries: all test images, unless limited). A random-init network of the
+ * same architecture and raw pixels are scored on both protocols. The curve is printed, and written
+ * with the figures as curve.json and curve.png in `--out` (default .data/bench/quality-<preset>-<time>).
+ *
+ * `--minutes m` sizes the run to m minutes of training on this machine: it times a few steps
+ * first, then trains the number of steps that fit, so every schedule spans the budget. Time spent
+ * evaluating the curve is not counted as training time.
  */
+
+interface CurvePointRecord {
+  step: number;
+  trainingSeconds: number;
+  imagesSeen: number;
+  top1: number;
+  top5: number;
+}
+
+interface Protocol {
+  bank: number;
+  queries: number;
+}
+
+const K = 20;
+const numberArg = (name: string) => (argValue(name) === undefined ? undefined : Number(argValue(name)));
+
+/** The `--set path=value` overrides, in order, over `base`. */
+function withSetFlags(base: unknown): unknown {
+  let overrides = base;
+  process.argv.forEach((a, i) => {
+    if (a === '--set') overrides = mergeConfig(overrides, parseAssignment(process.argv[i + 1]));
+  });
+  return overrides;
+}
+
+function presetArg(): PresetName {
+  const preset = argValue('preset', 'fmnist-fast')!;
+  if (!(presetNames as string[]).includes(preset))
+    throw new Error(`--preset: unknown preset "${preset}" (known: ${presetNames.join(', ')})`);
+  return preset as PresetName;
+}
+
+async function createTrainer(config: RunConfig, split: DecodedSplit, backend: BackendInfo) {
+  const replicas = resolveReplicas(
+    replicaSetting(argValue('replicas', 'auto')!),
+    backend,
+    config.train.batchSize,
+  );
+  return DataParallelTrainer.create(config, split.count, { replicas, backend: backend.name });
+}
+
+/** Steps that fit `minutes` of training: times `timed` steps after `warm` warm-up steps of a throwaway run. */
+async function stepsForMinutes(
+  minutes: number,
+  config: RunConfig,
+  split: DecodedSplit,
+  backend: BackendInfo,
+): Promise<number> {
+  const warm = 3;
+  const timed = 12;
+  const trainer = await createTrainer(config, split, backend);
+  let started = 0;
+  try {
+    await trainLoop({
+      trainer,
+      split,
+      untilStep: warm + timed,
+      onStep: (m) => {
+        if (m.step === warm - 1) started = performance.now();
+      },
+    });
+  } finally {
+    await trainer.dispose();
+  }
+  const secondsPerStep = (performance.now() - started) / 1000 / timed;
+  const steps = Math.max(1, Math.floor((minutes * 60) / secondsPerStep));
+  console.log(
+    `calibration: ${secondsPerStep.toFixed(3)} s/step (${(config.train.batchSize / secondsPerStep) | 0} img/s) → ${steps} steps for ${minutes} min`,
+  );
+  return steps;
+}
+
+function knnTop(bank: FeatureSet, queries: FeatureSet, numClasses: number): KnnScore {
+  return weightedKnn(bank, queries, { numClasses, ks: [K] })[0];
+}
+
+/** Scores of one network on a protocol (the first `bank` train and `queries` test images). */
+async function scoreParams(
+  params: ParamTensors,
+  config: RunConfig,
+  data: { train: DecodedSplit; test: DecodedSplit; numClasses: number },
+  protocol: Protocol,
+): Promise<KnnScore> {
+  const bank = await extractFeatures(params, data.train, { config, limit: protocol.bank });
+  const queries = await extractFeatures(params, data.test, { config, limit: protocol.queries });
+  return knnTop(bank, queries, data.numClasses);
+}
+
+async function teacherScore(
+  trainer: ReplicatedTrainer,
+  data: { train: DecodedSplit; test: DecodedSplit; numClasses: number },
+  protocol: Protocol,
+): Promise<KnnScore> {
+  const teacher = networkParams(trainer.config, await trainer.checkpointFiles(), 'teacher');
+  try {
+    return await scoreParams(teacher, trainer.config, data, protocol);
+  } finally {
+    disposeParams(teacher);
+  }
+}
+
+async function baselines(
+  config: RunConfig,
+  data: { train: DecodedSplit; test: DecodedSplit; numClasses: number },
+  protocol: Protocol,
+): Promise<{ randomInit: KnnScore; rawPixels: KnnScore }> {
+  const random = initDinoParams(config, config.train.seed);
+  try {
+    const randomInit = await scoreParams(random, config, data, protocol);
+    const rawPixels = knnTop(
+      rawPixelFeatures(data.train, protocol.bank),
+      rawPixelFeatures(data.test, protocol.queries),
+      data.numClasses,
+    );
+    return { randomInit, rawPixels };
+  } finally {
+    disposeParams(random);
+  }
+}
+
+const pct = (v: number) => `${v.toFixed(2)} %`;
+
+function plotCurve(
+  file: string,
+  title: string,
+  curve: CurvePointRecord[],
+  base: { randomInit: KnnScore; rawPixels: KnnScore },
+): void {
+  const last = curve.at(-1)!.trainingSeconds / 60;
+  const flat = (y: number) => [
+    { x: 0, y },
+    { x: last, y },
+  ];
+  const series: CurveSeries[] = [
+    {
+      name: 'trained teacher',
+      color: '#d62728',
+      points: curve.map((p) => ({ x: p.trainingSeconds / 60, y: p.top1 })),
+    },
+    {
+      name: `random init ${pct(base.randomInit.top1)}`,
+      color: '#1f77b4',
+      dashed: true,
+      points: flat(base.randomInit.top1),
+    },
+    {
+      name: `raw pixels ${pct(base.rawPixels.top1)}`,
+      color: '#2ca02c',
+      dashed: true,
+      points: flat(base.rawPixels.top1),
+    },
+  ];
+  fs.writeFileSync(
+    file,
+    curvePng({ title, xLabel: 'training minutes', yLabel: `k-NN top-1, k ${K} (%)`, series }),
+  );
+}
+
 async function main(): Promise<void> {
-  const epochs = Number(argValue('epochs', '1'));
-  const minutes = argValue('minutes') ? Number(argValue('minutes')) : undefined;
-  const trainLimit = argValue('train-limit') ? Number(argValue('train-limit')) : undefined;
-  const bankLimit = argValue('bank-limit') ? Number(argValue('bank-limit')) : undefined;
-  const testLimit = argValue('test-limit') ? Number(argValue('test-limit')) : undefined;
+  const preset = presetArg();
+  const trainLimit = numberArg('train-limit');
   const backend = await selectBackend();
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'dinoq-quality-'));
   const store = new FsBlobStore(root);
@@ -39,85 +206,134 @@ async function main(): Promise<void> {
   await importFashionMnist({ store, name: 'fmnist' });
   const manifest = await readManifest(store, 'fmnist');
   const train = await loadSplit(store, manifest, 'train');
-  const test = await loadSplit(store, manifest, 'test', { limit: testLimit });
+  const test = await loadSplit(store, manifest, 'test');
+  fs.rmSync(root, { recursive: true, force: true });
+  const data = { train, test, numClasses: manifest.classes.length };
   console.log(
     `imported + decoded Fashion-MNIST (${train.count} train, ${test.count} test) in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
   );
-
-  // Short runs keep the preset's warm-up share (a tenth of the schedule) rather than its absolute length.
-  let overrides: unknown = { train: { epochs }, optim: { warmupEpochs: epochs / 10 } };
-  // --set path=value (repeatable) tries other settings against the same protocol.
-  process.argv.forEach((a, i) => {
-    if (a === '--set') overrides = mergeConfig(overrides, parseAssignment(process.argv[i + 1]));
-  });
-  const config = resolveRunConfig('fmnist-tiny', overrides);
-  console.log(
-    `config: ${JSON.stringify({ model: config.model, head: config.head, loss: config.loss, optim: config.optim, augment: config.augment })}`,
-  );
   const trainSet: DecodedSplit = trainLimit ? { ...train, count: Math.min(trainLimit, train.count) } : train;
-  const replicas = resolveReplicas(
-    replicaSetting(argValue('replicas', 'auto')!),
-    backend,
-    config.train.batchSize,
+  const final: Protocol = {
+    bank: Math.min(numberArg('bank-limit') ?? train.count, train.count),
+    queries: Math.min(numberArg('test-limit') ?? test.count, test.count),
+  };
+  const curveProtocol: Protocol = {
+    bank: Math.min(numberArg('curve-bank') ?? 10_000, final.bank),
+    queries: Math.min(numberArg('curve-queries') ?? 2_000, final.queries),
+  };
+
+  // Length: --steps, --minutes (timed here) or --epochs; otherwise the preset's own.
+  const provisional = resolveRunConfig(preset, withSetFlags({}));
+  const minutes = numberArg('minutes');
+  const steps =
+    numberArg('steps') ??
+    (minutes !== undefined ? await stepsForMinutes(minutes, provisional, trainSet, backend) : undefined);
+  const epochs = numberArg('epochs');
+  const length =
+    steps !== undefined ? { train: { steps } } : epochs !== undefined ? { train: { epochs } } : {};
+  const config = resolveRunConfig(preset, withSetFlags(length));
+  console.log(
+    `${preset}: ${JSON.stringify({ model: config.model, head: config.head, loss: config.loss, optim: config.optim, augment: config.augment, train: config.train })}`,
   );
-  const trainer = await DataParallelTrainer.create(config, trainSet.count, {
-    replicas,
-    backend: backend.name,
-  });
-  t0 = Date.now();
+
+  const trainer = await createTrainer(config, trainSet, backend);
+  const points = numberArg('curve-points') ?? 8;
+  const every = Math.max(1, Math.ceil(trainer.totalSteps / points));
+  const curve: CurvePointRecord[] = [];
+  let evalSeconds = 0;
+  t0 = performance.now();
+  const record = async (step: number) => {
+    const started = performance.now();
+    const score = await teacherScore(trainer, data, curveProtocol);
+    const trainingSeconds = (started - t0) / 1000 - evalSeconds;
+    evalSeconds += (performance.now() - started) / 1000;
+    const point = {
+      step,
+      trainingSeconds,
+      imagesSeen: step * config.train.batchSize,
+      top1: score.top1,
+      top5: score.top5,
+    };
+    curve.push(point);
+    console.log(
+      `curve: step ${step}/${trainer.totalSteps} after ${(trainingSeconds / 60).toFixed(2)} min of training: k-NN top-1 ${pct(score.top1)}`,
+    );
+  };
+  await record(trainer.step);
   const res = await trainLoop({
     trainer,
     split: trainSet,
-    minutes,
-    onStep: (m) => {
-      if (m.step % 25 === 0)
+    onStep: async (m) => {
+      if (m.step % 50 === 0)
         console.log(
           `step ${m.step}/${trainer.totalSteps} loss ${m.loss.toFixed(4)} H(t) ${m.teacherEntropy.toFixed(3)} KL ${m.klTeacherStudent.toFixed(3)} ${m.imagesPerSecond.toFixed(1)} img/s`,
         );
+      if (trainer.step % every === 0 || trainer.step === trainer.totalSteps) await record(trainer.step);
     },
   });
-  const trainSeconds = (Date.now() - t0) / 1000;
-  const first = res.metrics[0];
-  const last = res.metrics.at(-1)!;
+  const trainSeconds = (performance.now() - t0) / 1000 - evalSeconds;
   console.log(
-    `trained ${res.steps} steps (${((res.steps * config.train.batchSize) / trainSet.count).toFixed(2)} epochs of ${trainSet.count} images) in ${trainSeconds.toFixed(0)} s on ${backend.name} × ${replicas}; loss ${first.loss.toFixed(4)} → ${last.loss.toFixed(4)}`,
+    `trained ${res.steps} steps (${((res.steps * config.train.batchSize) / trainSet.count).toFixed(2)} epochs of ${trainSet.count} images) in ${trainSeconds.toFixed(0)} s of training on ${backend.name} × ${trainer.replicas}; loss ${res.metrics[0].loss.toFixed(4)} → ${res.metrics.at(-1)!.loss.toFixed(4)}`,
   );
 
-  const knn = (bank: FeatureSet, queries: FeatureSet) =>
-    weightedKnn(bank, queries, { numClasses: manifest.classes.length, ks: [20] })[0];
-  const evalParams = async (params: ParamTensors, cfg: RunConfig) => {
-    const bank = await extractFeatures(params, train, { config: cfg, limit: bankLimit });
-    return knn(bank, await extractFeatures(params, test, { config: cfg }));
-  };
-  t0 = Date.now();
-  const teacher = networkParams(config, await trainer.checkpointFiles(), 'teacher');
-  const trainedStep = trainer.step;
+  t0 = performance.now();
+  const trained = await teacherScore(trainer, data, final);
+  const finalEvalSeconds = (performance.now() - t0) / 1000;
   await trainer.dispose();
-  const trained = await evalParams(teacher, config);
-  const evalSeconds = (Date.now() - t0) / 1000;
-  disposeParams(teacher);
-  const randomParams = initDinoParams(config, config.train.seed);
-  const random = await evalParams(randomParams, config);
-  randomParams.forEach((v) => v.dispose());
-  const pixels = knn(rawPixelFeatures(train, bankLimit), rawPixelFeatures(test));
+  const curveBase = await baselines(config, data, curveProtocol);
+  const finalBase =
+    final.bank === curveProtocol.bank && final.queries === curveProtocol.queries
+      ? curveBase
+      : await baselines(config, data, final);
 
-  const bankCount = Math.min(bankLimit ?? train.count, train.count);
+  console.log(`\nk-NN against training time (bank ${curveProtocol.bank}, queries ${curveProtocol.queries}):`);
+  console.log('  step   minutes  top-1');
+  for (const p of curve)
+    console.log(
+      `  ${String(p.step).padStart(5)}  ${(p.trainingSeconds / 60).toFixed(2).padStart(7)}  ${pct(p.top1)}`,
+    );
+  console.log(`  random init ${pct(curveBase.randomInit.top1)}, raw pixels ${pct(curveBase.rawPixels.top1)}`);
   console.log(
-    `\nweighted k-NN, k = 20, T = 0.07, bank ${bankCount} train images, ${test.count} test queries:`,
+    `\nweighted k-NN, k = ${K}, T = 0.07, bank ${final.bank} train images, ${final.queries} test queries:`,
   );
   console.log(
-    `  trained teacher (step ${trainedStep}): top-1 ${trained.top1.toFixed(2)}%  top-5 ${trained.top5.toFixed(2)}%`,
+    `  trained teacher (step ${trainer.step}): top-1 ${pct(trained.top1)}  top-5 ${pct(trained.top5)}`,
   );
   console.log(
-    `  random init:                top-1 ${random.top1.toFixed(2)}%  top-5 ${random.top5.toFixed(2)}%`,
+    `  random init:                top-1 ${pct(finalBase.randomInit.top1)}  top-5 ${pct(finalBase.randomInit.top5)}`,
   );
   console.log(
-    `  raw pixels:                 top-1 ${pixels.top1.toFixed(2)}%  top-5 ${pixels.top5.toFixed(2)}%`,
+    `  raw pixels:                 top-1 ${pct(finalBase.rawPixels.top1)}  top-5 ${pct(finalBase.rawPixels.top5)}`,
   );
   console.log(
-    `feature extraction + k-NN for the trained network: ${evalSeconds.toFixed(0)} s; peak RSS ${peakRssMiB().toFixed(0)} MiB`,
+    `final evaluation of the trained network: ${finalEvalSeconds.toFixed(0)} s; curve evaluations ${evalSeconds.toFixed(0)} s; peak RSS ${peakRssMiB().toFixed(0)} MiB`,
   );
-  fs.rmSync(root, { recursive: true, force: true });
+
+  const out =
+    argValue('out') ??
+    path.join('.data', 'bench', `quality-${preset}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  fs.mkdirSync(out, { recursive: true });
+  const figures = {
+    preset,
+    config,
+    backend: backend.name,
+    replicas: trainer.replicas,
+    trainingSeconds: trainSeconds,
+    curveProtocol,
+    curve,
+    curveBaselines: curveBase,
+    finalProtocol: final,
+    final: trained,
+    finalBaselines: finalBase,
+  };
+  fs.writeFileSync(path.join(out, 'curve.json'), JSON.stringify(figures, null, 2));
+  plotCurve(
+    path.join(out, 'curve.png'),
+    `${preset}: k-NN top-1 against training time (bank ${curveProtocol.bank}, queries ${curveProtocol.queries})`,
+    curve,
+    curveBase,
+  );
+  console.log(`figures: ${path.join(out, 'curve.json')}, plot: ${path.join(out, 'curve.png')}`);
 }
 
 main().catch((e) => {

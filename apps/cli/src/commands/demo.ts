@@ -1,11 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import * as net from 'node:net';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { knnLines, type EvaluationReport, type StepMetricsLine } from '@dinoq/jobs';
-import { startEmbeddedS3, EMBEDDED_S3_CREDENTIALS, EMBEDDED_S3_REGION } from '@dinoq/storage';
 import { dataDir } from '../local-layout';
+import { sleep, startLocalStack } from '../local-stack';
 import { positiveInt } from '../options';
 import { progressBar } from './progress-bar';
 
@@ -17,39 +14,6 @@ interface DemoFlags {
   evalEvery: number;
   keep?: boolean;
 }
-
-const repoRoot = path.resolve(__dirname, '../../../..');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
-function redisAnswers(url: string): Promise<boolean> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve) => {
-    const sock = net.connect(Number(port || 6379), hostname);
-    sock.setTimeout(1000);
-    sock.on('connect', () => sock.write('PING\r\n'));
-    sock.on('data', (d) => {
-      resolve(d.toString().startsWith('+PONG'));
-      sock.destroy();
-    });
-    sock.on('error', () => resolve(false));
-    sock.on('timeout', () => {
-      resolve(false);
-      sock.destroy();
-    });
-  });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * The product end to end on one machine: Redis (the one answering), an embedded S3 server, the
@@ -73,85 +37,16 @@ export function registerDemo(program: Command): void {
 }
 
 async function runDemo(o: DemoFlags): Promise<void> {
-  const root = dataDir(o.dataDir);
   const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-  if (!(await redisAnswers(redisUrl))) {
-    throw new Error(
-      `no Redis answers at ${redisUrl}: run "bash scripts/setup.sh" (it starts one) or set REDIS_URL`,
-    );
-  }
-  const s3 = await startEmbeddedS3({ directory: path.join(root, 's3'), bucket: 'dinoq' });
-  const port = await freePort();
-  const apiKey = randomBytes(12).toString('hex');
-  const env = {
-    ...process.env,
-    REDIS_URL: redisUrl,
-    S3_ENDPOINT: s3.endpoint,
-    S3_BUCKET: 'dinoq',
-    S3_REGION: EMBEDDED_S3_REGION,
-    S3_ACCESS_KEY_ID: EMBEDDED_S3_CREDENTIALS.accessKeyId,
-    S3_SECRET_ACCESS_KEY: EMBEDDED_S3_CREDENTIALS.secretAccessKey,
-    DINOQ_DATA_DIR: root,
-    DINOQ_API_KEYS: apiKey,
-    DINOQ_RECONCILE_INTERVAL_S: '15',
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
-    // The AWS SDK warns on every start that releases after January 2027 need Node 22.
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-  };
-  const children: ChildProcess[] = [];
-  const start = (name: string, script: string) => {
-    const child = spawn(process.execPath, [path.join(repoRoot, script)], {
-      env,
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
-    child.on('exit', (code, signal) => {
-      if (!stopping) process.stderr.write(`${name} exited (${code ?? signal}); stopping the demo\n`);
-      if (!stopping) void stop(1);
-    });
-    children.push(child);
-  };
-  let stopping = false;
-  const stop = async (code: number) => {
-    if (stopping) return;
-    stopping = true;
-    for (const c of children) c.kill('SIGTERM');
-    await Promise.all(
-      children.map((c) => (c.exitCode !== null ? null : new Promise((r) => c.once('exit', r)))),
-    );
-    await s3.close();
-    process.exit(code);
-  };
-  process.once('SIGINT', () => void stop(130));
-  process.once('SIGTERM', () => void stop(143));
-
-  start('api', 'apps/api/dist/main.js');
-  start('worker', 'apps/worker/dist/main.js');
-  const base = `http://127.0.0.1:${port}`;
-  const call = async (method: string, route: string, body?: unknown) => {
-    const res = await fetch(base + route, {
-      method,
-      headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    const json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
-    return { status: res.status, json };
-  };
+  const { base, apiKey, s3, call, stop } = await startLocalStack({
+    root: dataDir(o.dataDir),
+    redisUrl,
+    workers: 1,
+    port: 0,
+  });
 
   try {
     process.stdout.write(`stack: Redis ${redisUrl}, S3 ${s3.endpoint} (data in ${s3.directory})\n`);
-    for (let i = 0; ; i++) {
-      // Worker counts are in the detailed answer, which needs the key.
-      const health = await fetch(`${base}/health`, { headers: { authorization: `Bearer ${apiKey}` } }).catch(
-        () => null,
-      );
-      const body = health?.ok ? ((await health.json()) as { workers?: { count?: number } }) : null;
-      if (body && (body.workers?.count ?? 0) > 0) break;
-      if (i > 240) throw new Error('the API or the worker did not come up within 2 minutes');
-      await sleep(500);
-    }
     // Printed once the API answers, and (without --keep) valid until the run ends.
     process.stdout.write(
       `dashboard: ${base}/ui/ — sign in with the API key ${apiKey}\n` +

@@ -3,7 +3,7 @@ import { get } from '../api';
 import type { AttentionView, EvaluationView, RunArtifacts, RunView, StoredMetricsLine } from '../api-types';
 import { Chart, PALETTE } from '../chart';
 import { ErrorBox } from '../errors';
-import { bytes, num, when } from '../format';
+import { bytes, when } from '../format';
 import { useLive, useResource, useThrottled } from '../hooks';
 import { RunActions } from '../run-actions';
 import { attentionHref } from '../router';
@@ -209,8 +209,7 @@ function Evaluations(props: { evaluations: EvaluationView[] }) {
             <th>status</th>
             <th>step</th>
             <th>kind</th>
-            <th>k-NN top-1</th>
-            <th>linear top-1</th>
+            <th>scores (baselines on the same images)</th>
           </tr>
         </thead>
         <tbody>
@@ -228,10 +227,9 @@ function Evaluations(props: { evaluations: EvaluationView[] }) {
                   <span class="muted">{view.report.scheduled ? ' (scheduled)' : ' (on request)'}</span>
                 )}
               </td>
-              <td>
-                {view.report?.knn?.map((score) => `k=${score.k}: ${num(score.top1)} %`).join(', ') ?? '–'}
+              <td class="scores">
+                {view.summary.length === 0 ? '–' : view.summary.map((line) => <div key={line}>{line}</div>)}
               </td>
-              <td>{view.report?.linear ? `${num(view.report.linear.top1)} %` : '–'}</td>
             </tr>
           ))}
         </tbody>
