@@ -7,6 +7,7 @@ import {
 } from '@nestjs/common';
 import { continuationJob, handleShardFailure, type QueueName, type RunRecord } from '@dinoq/jobs';
 import { API_OPTIONS, type ApiOptions } from '../api-options';
+import { LockedPass } from '../locked-pass';
 import { LIVE_JOB_STATES, JobQueues } from '../repositories/job-queues.repository';
 import { RedisRepository } from '../repositories/redis.repository';
 import { RunIndexRepository } from '../repositories/run-index.repository';
@@ -37,6 +38,10 @@ export interface ReconcileReport {
   errors: { runId: string; error: string }[];
 }
 
+function emptyReport(): ReconcileReport {
+  return { ran: true, scope: 'active', checked: 0, requeued: [], stuck: [], errors: [] };
+}
+
 /**
  * S3 is the source of truth, Redis only transport: for every queued or running run, the job of its
  * next shard must exist. If Redis lost it (FLUSHALL, failover without persistence), it is added
@@ -45,78 +50,61 @@ export interface ReconcileReport {
 @Injectable()
 export class ReconcileService implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('ReconcileService');
-  private timer: NodeJS.Timeout | null = null;
-  private inFlight: Promise<ReconcileReport> | null = null;
+  private readonly pass: LockedPass<ReconcileReport>;
   private passes = 0;
 
   constructor(
     @Inject(API_OPTIONS) private readonly options: ApiOptions,
     private readonly runs: RunRecords,
     private readonly jobs: JobQueues,
-    private readonly redis: RedisRepository,
+    redis: RedisRepository,
     private readonly index: RunIndexRepository,
-  ) {}
-
-  onApplicationBootstrap(): void {
-    if (this.options.reconcileOnStart) this.trigger();
-    if (this.options.reconcileIntervalMs > 0) {
-      this.timer = setInterval(() => this.trigger(), this.options.reconcileIntervalMs);
-      this.timer.unref();
-    }
+  ) {
+    this.pass = new LockedPass({
+      redis,
+      lockName: 'reconcile-lock',
+      lockTtlMs: LOCK_TTL_MS,
+      run: () => this.reconcileActive(),
+      skipped: () => ({ ...emptyReport(), ran: false }),
+      onResult: (report) => this.logReport(report),
+      onError: (error) => this.logger.warn(`reconciliation failed: ${error.message}`),
+    });
   }
 
-  async onModuleDestroy(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    await this.inFlight?.catch(() => undefined);
+  onApplicationBootstrap(): void {
+    this.pass.start(this.options.reconcileIntervalMs, this.options.reconcileOnStart);
+  }
+
+  onModuleDestroy(): Promise<void> {
+    return this.pass.stop();
   }
 
   /** One pass, unless a pass of this instance is still running (then that pass is returned). */
   reconcileOnce(): Promise<ReconcileReport> {
-    this.inFlight ??= this.pass().finally(() => (this.inFlight = null));
-    return this.inFlight;
+    return this.pass.once();
   }
 
-  private trigger(): void {
-    this.reconcileOnce()
-      .then((report) => {
-        if (report.requeued.length > 0) {
-          this.logger.log(`re-enqueued ${report.requeued.map((entry) => entry.jobId).join(', ')}`);
-        }
-        for (const entry of report.stuck) {
-          this.logger.warn(
-            `run ${entry.runId}: job ${entry.jobId} was ${entry.state} while the run was active: ${entry.outcome}`,
-          );
-        }
-      })
-      .catch((error: Error) => this.logger.warn(`reconciliation failed: ${error.message}`));
+  private logReport(report: ReconcileReport): void {
+    if (report.requeued.length > 0) {
+      this.logger.log(`re-enqueued ${report.requeued.map((entry) => entry.jobId).join(', ')}`);
+    }
+    for (const entry of report.stuck) {
+      this.logger.warn(
+        `run ${entry.runId}: job ${entry.jobId} was ${entry.state} while the run was active: ${entry.outcome}`,
+      );
+    }
   }
 
-  private async pass(): Promise<ReconcileReport> {
-    const report: ReconcileReport = {
-      ran: false,
-      scope: 'active',
-      checked: 0,
-      requeued: [],
-      stuck: [],
-      errors: [],
-    };
-    const lockKey = this.redis.apiKey('reconcile-lock');
-    const token = await this.redis.acquireLock(lockKey, LOCK_TTL_MS);
-    if (token === null) return report;
-    report.ran = true;
-    try {
-      for (const run of await this.readRuns(report)) {
-        if ((run.status !== 'queued' && run.status !== 'running') || run.cancelRequested) continue;
-        report.checked += 1;
-        try {
-          await this.reconcileRun(run, report);
-        } catch (error) {
-          report.errors.push({ runId: run.runId, error: (error as Error).message });
-        }
+  private async reconcileActive(): Promise<ReconcileReport> {
+    const report = emptyReport();
+    for (const run of await this.readRuns(report)) {
+      if ((run.status !== 'queued' && run.status !== 'running') || run.cancelRequested) continue;
+      report.checked += 1;
+      try {
+        await this.reconcileRun(run, report);
+      } catch (error) {
+        report.errors.push({ runId: run.runId, error: (error as Error).message });
       }
-    } finally {
-      await this.redis.releaseLock(lockKey, token).catch(() => false);
     }
     return report;
   }

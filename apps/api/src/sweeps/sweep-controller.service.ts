@@ -6,6 +6,7 @@ import {
   type OnModuleDestroy,
 } from '@nestjs/common';
 import { API_OPTIONS, type ApiOptions } from '../api-options';
+import { LockedPass } from '../locked-pass';
 import { RedisRepository } from '../repositories/redis.repository';
 import { SweepsService } from './sweeps.service';
 
@@ -21,54 +22,46 @@ const LOCK_TTL_MS = 60_000;
 @Injectable()
 export class SweepControllerService implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('SweepController');
-  private timer: NodeJS.Timeout | null = null;
-  private inFlight: Promise<number> | null = null;
+  private readonly pass: LockedPass<number>;
 
   constructor(
     @Inject(API_OPTIONS) private readonly options: ApiOptions,
     private readonly sweeps: SweepsService,
-    private readonly redis: RedisRepository,
-  ) {}
-
-  onApplicationBootstrap(): void {
-    if (this.options.sweepIntervalMs <= 0) return;
-    this.timer = setInterval(() => this.trigger(), this.options.sweepIntervalMs);
-    this.timer.unref();
+    redis: RedisRepository,
+  ) {
+    this.pass = new LockedPass({
+      redis,
+      lockName: 'sweep-lock',
+      lockTtlMs: LOCK_TTL_MS,
+      run: () => this.advanceRunning(),
+      skipped: () => 0,
+      onError: (error) => this.logger.warn(`sweep pass failed: ${error.message}`),
+    });
   }
 
-  async onModuleDestroy(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    await this.inFlight?.catch(() => undefined);
+  onApplicationBootstrap(): void {
+    this.pass.start(this.options.sweepIntervalMs);
+  }
+
+  onModuleDestroy(): Promise<void> {
+    return this.pass.stop();
   }
 
   /** One pass over the running sweeps (or the pass in progress); resolves to how many it advanced. */
   advanceOnce(): Promise<number> {
-    this.inFlight ??= this.pass().finally(() => (this.inFlight = null));
-    return this.inFlight;
+    return this.pass.once();
   }
 
-  private trigger(): void {
-    this.advanceOnce().catch((error: Error) => this.logger.warn(`sweep pass failed: ${error.message}`));
-  }
-
-  private async pass(): Promise<number> {
-    const lockKey = this.redis.apiKey('sweep-lock');
-    const token = await this.redis.acquireLock(lockKey, LOCK_TTL_MS);
-    if (token === null) return 0;
+  private async advanceRunning(): Promise<number> {
     let advanced = 0;
-    try {
-      for (const record of await this.sweeps.runningSweeps()) {
-        try {
-          const report = await this.sweeps.advance(record);
-          advanced += 1;
-          if (report.status !== 'running') this.logger.log(`sweep ${record.sweepId} ${report.status}`);
-        } catch (error) {
-          this.logger.warn(`sweep ${record.sweepId}: ${(error as Error).message}`);
-        }
+    for (const record of await this.sweeps.runningSweeps()) {
+      try {
+        const report = await this.sweeps.advance(record);
+        advanced += 1;
+        if (report.status !== 'running') this.logger.log(`sweep ${record.sweepId} ${report.status}`);
+      } catch (error) {
+        this.logger.warn(`sweep ${record.sweepId}: ${(error as Error).message}`);
       }
-    } finally {
-      await this.redis.releaseLock(lockKey, token).catch(() => false);
     }
     return advanced;
   }
