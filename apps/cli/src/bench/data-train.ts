@@ -59,18 +59,6 @@ export async function trainTimed(
   };
 }
 
-/** `batchFor` over streamed batches, which come in step order (as the worker reads them). */
-export function streamedBatchFor(batches: StreamingBatches): (step: number) => Promise<TrainingBatch> {
-  return async (step) => {
-    const batch = await batches.next();
-    if (!batch || batch.step !== step)
-      throw new Error(
-        `streamed batches are out of step: asked for ${step}, next is ${batch?.step ?? 'none'}`,
-      );
-    return batch;
-  };
-}
-
 /**
  * Trains a new one-replica trainer for `steps` steps on the reader's batches, streamed as the worker
  * streams them with one augmentation thread; `finish` reads what it needs of the trainer before the
@@ -93,7 +81,7 @@ export async function trainStreamed<T>(
   });
   const trainer = await DataParallelTrainer.create(config, reader.order.count, { replicas: 1 });
   try {
-    return await finish(trainer, await trainTimed(trainer, streamedBatchFor(batches), steps));
+    return await finish(trainer, await trainTimed(trainer, (step) => batches.batchFor(step), steps));
   } finally {
     await batches.close();
     await Promise.all([pool.close(), trainer.dispose()]);

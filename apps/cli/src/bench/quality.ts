@@ -15,6 +15,7 @@ import {
 } from '@dinoq/dino';
 import { FsBlobStore, importFashionMnist, loadSplit, readManifest, type DecodedSplit } from '@dinoq/data';
 import { extractFeatures, rawPixelFeatures, weightedKnn, type FeatureSet, type KnnScore } from '@dinoq/eval';
+import { LocalRun } from '../local-layout';
 import { trainLoop } from '../train-loop';
 import { parseAssignment, replicaSetting } from '../options';
 import { argValue, peakRssMiB } from './bench-data';
@@ -236,6 +237,18 @@ async function main(): Promise<void> {
     `${preset}: ${JSON.stringify({ model: config.model, head: config.head, loss: config.loss, optim: config.optim, augment: config.augment, train: config.train })}`,
   );
 
+  const out =
+    argValue('out') ??
+    path.join('.data', 'bench', `quality-${preset}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  // The final checkpoint, as `dinoq train` lays it out, for bench:eval --run-dir and dinoq knn.
+  const run = new LocalRun(path.resolve(out), 'trained');
+  await run.writeRecord({
+    runId: run.runId,
+    dataset: 'fmnist',
+    datasetSize: trainSet.count,
+    backend,
+    config,
+  });
   const trainer = await createTrainer(config, trainSet, backend);
   const points = numberArg('curve-points') ?? 8;
   const every = Math.max(1, Math.ceil(trainer.totalSteps / points));
@@ -263,6 +276,7 @@ async function main(): Promise<void> {
   const res = await trainLoop({
     trainer,
     split: trainSet,
+    artifacts: run.artifacts,
     onStep: async (m) => {
       if (m.step % 50 === 0)
         console.log(
@@ -309,10 +323,6 @@ async function main(): Promise<void> {
     `final evaluation of the trained network: ${finalEvalSeconds.toFixed(0)} s; curve evaluations ${evalSeconds.toFixed(0)} s; peak RSS ${peakRssMiB().toFixed(0)} MiB`,
   );
 
-  const out =
-    argValue('out') ??
-    path.join('.data', 'bench', `quality-${preset}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-  fs.mkdirSync(out, { recursive: true });
   const figures = {
     preset,
     config,
@@ -333,7 +343,9 @@ async function main(): Promise<void> {
     curve,
     curveBase,
   );
-  console.log(`figures: ${path.join(out, 'curve.json')}, plot: ${path.join(out, 'curve.png')}`);
+  console.log(
+    `figures: ${path.join(out, 'curve.json')}, plot: ${path.join(out, 'curve.png')}, checkpoint: ${run.dir}`,
+  );
 }
 
 main().catch((e) => {

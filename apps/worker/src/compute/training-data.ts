@@ -162,14 +162,7 @@ async function streamed(
   return {
     choice,
     threads: pool?.threads ?? 0,
-    batchFor: async (step) => {
-      const batch = await batches.next();
-      if (!batch || batch.step !== step)
-        throw new Error(
-          `streamed batches are out of step: asked for ${step}, next is ${batch?.step ?? 'none'}`,
-        );
-      return batch;
-    },
+    batchFor: (step) => batches.batchFor(step),
     skipped: () => {
       const stats = reader.stats();
       return {

@@ -98,6 +98,19 @@ export class StreamingBatches implements AsyncIterable<StreamingTrainingBatch> {
     return batch;
   }
 
+  /**
+   * Step `step`'s batch, for a training loop that asks by step: batches come in step order, so
+   * asking out of order is an error naming both steps.
+   */
+  async batchFor(step: number): Promise<StreamingTrainingBatch> {
+    const batch = await this.next();
+    if (!batch || batch.step !== step)
+      throw new Error(
+        `streamed batches are out of step: asked for ${step}, next is ${batch?.step ?? 'none'}`,
+      );
+    return batch;
+  }
+
   async *[Symbol.asyncIterator](): AsyncIterator<StreamingTrainingBatch> {
     for (let b = await this.next(); b; b = await this.next()) yield b;
   }
