@@ -4,6 +4,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ROOT, buildApp, buildWorker } from './helpers/build';
+import { waitFor } from './helpers/stack';
+import { processAlive } from './helpers/worker-process';
 
 /*
  * `dinoq up`: the local stack (embedded S3, the API, N worker processes) kept up for the API, the
@@ -45,29 +47,6 @@ function childPids(parent: number): number[] {
     .map(Number);
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
-  ms = 90_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 test('dinoq up serves the API with the asked workers, and SIGTERM stops every process', async () => {
   const apiKey = randomBytes(8).toString('hex');
   const prefix = `up-${randomBytes(4).toString('hex')}`;
@@ -80,9 +59,10 @@ test('dinoq up serves the API with the asked workers, and SIGTERM stops every pr
   child.stderr!.on('data', (chunk: Buffer) => (out += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));
 
-  const base = await until(
+  const base = await waitFor(
+    async () => /export DINOQ_API_URL=(\S+) DINOQ_API_KEY=(\S+)/.exec(out)?.[1],
+    90_000,
     'the export line',
-    () => /export DINOQ_API_URL=(\S+) DINOQ_API_KEY=(\S+)/.exec(out)?.[1],
   );
   expect(out).toContain(`DINOQ_API_KEY=${apiKey}`);
   expect(out).toContain('2 worker(s)');
@@ -102,6 +82,6 @@ test('dinoq up serves the API with the asked workers, and SIGTERM stops every pr
 
   child.kill('SIGTERM');
   expect(await exited).toBe(143);
-  for (const pid of pids) expect(alive(pid)).toBe(false);
+  for (const pid of pids) expect(processAlive(pid)).toBe(false);
   await expect(fetch(`${base}/health`)).rejects.toThrow();
 }, 180_000);

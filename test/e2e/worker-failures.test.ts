@@ -10,7 +10,7 @@ import { checkpointFileKey, checkpointPrefix, listCommitted, metricsKey } from '
 import { ReconcileService } from '../../apps/api/src/reconcile/reconcile.service';
 import { buildWorker } from './helpers/build';
 import { startStack, waitFor, type E2EStack, progressAtLeast } from './helpers/stack';
-import type { LogLine, WorkerProcess } from './helpers/worker-process';
+import { processAlive, type LogLine, type WorkerProcess } from './helpers/worker-process';
 
 jest.setTimeout(150_000);
 
@@ -30,15 +30,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.close();
 });
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const commitLines = (worker: WorkerProcess) =>
   worker.lines.filter((line: LogLine) => /: committed step \d+/.test(String(line.msg)));

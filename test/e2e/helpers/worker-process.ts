@@ -117,3 +117,13 @@ export class WorkerProcess {
     return this.rawOutput.slice(-lines).join('\n');
   }
 }
+
+/** Whether a process with this pid exists (signal 0 checks without delivering anything). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
