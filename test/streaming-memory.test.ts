@@ -3,6 +3,7 @@
  * run over 2,000 and over 200,000 generated JPEGs in tar shards, each in its own process through
  * the streaming reader and a bounded shard cache, peaks within 10 % of each other. The runs are
  * those of `npm run bench:data -- --rss`, which prints the figures; this test holds them to the goal.
+ * Four processes of about 15 s each.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -23,7 +24,17 @@ test('peak RSS of 200 streamed steps over 200,000 images stays within 10 % of th
     const report = path.join(dir, 'rss.json');
     execFileSync(
       process.execPath,
-      [BENCH, '--rss', '2000,200000', '--rss-steps', String(STEPS), '--rss-report', report],
+      [
+        BENCH,
+        '--rss',
+        '2000,200000',
+        '--rss-steps',
+        String(STEPS),
+        '--rss-repeats',
+        '2',
+        '--rss-report',
+        report,
+      ],
       { cwd: ROOT, stdio: 'pipe' },
     );
     const [small, large] = JSON.parse(readFileSync(report, 'utf8')) as RssChildResult[];
@@ -34,7 +45,8 @@ test('peak RSS of 200 streamed steps over 200,000 images stays within 10 % of th
     expect(large.shards).toBe(100);
     expect(large.shardsFetched).toBeGreaterThan(1);
     expect(large.openShardMiB).toBeLessThan(large.maxOpenShardMiB);
-    expect(large.peakRssMiB / small.peakRssMiB).toBeLessThanOrEqual(1.1);
+    // Each size ran twice and kept its lower peak (allocator noise only adds to a peak).
+    expect(large.peakRssMiB).toBeLessThanOrEqual(1.1 * small.peakRssMiB);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

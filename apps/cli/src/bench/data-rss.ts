@@ -15,8 +15,8 @@ import { RSS_RESULT_PREFIX, type RssChildResult } from './data-rss-child';
 import { WARMUP_STEPS } from './data-train';
 
 /**
- * `npm run bench:data -- --rss 2000,20000,200000 [--rss-steps 300] [--rss-open-shard-mib B]`: peak
- * resident memory of a streamed training run against the dataset's size. Each size trains the same
+ * `npm run bench:data -- --rss 2000,20000,200000 [--rss-steps 300] [--rss-open-shard-mib B]
+ * [--rss-repeats R]`: peak resident memory of a streamed training run against the dataset's size. Each size trains the same
  * tiny config for the same steps in its own process (data-rss-child.ts), so each peak is its own; a
  * streamed run holds a bounded set of shards, so the peaks should stay flat as the dataset grows.
  * The parsed shards the reader keeps are bounded by `B` MiB when given, else by the reader's
@@ -118,12 +118,16 @@ async function ensureDataset(
 
 /*
  * The children's peaks should measure what a run keeps, not how much garbage the allocators let
- * pile up before collecting it, which varies from run to run and between Node versions (unpinned,
- * Node 24 peaked at 442 MiB over 2,000 images and 337 MiB over 200,000: V8 heap peaks of 164 and
- * 107 MiB). So every child runs with V8's young generation fixed at 8 MiB per semi-space and glibc
- * limited to two malloc arenas (a setting production Node services often use for the same reason).
+ * pile up before collecting it, which varies from run to run, with the load on the machine and
+ * between Node versions (unpinned, Node 24 peaked at 442 MiB over 2,000 images and 337 MiB over
+ * 200,000: V8 heap peaks of 164 and 107 MiB). So every child runs with V8's young generation fixed
+ * at 8 MiB per semi-space, V8's predictable GC schedule (heap growth that does not follow measured
+ * GC and mutator speeds, which change with the machine's load: with the two cores busy elsewhere,
+ * the 2,000-image child peaked 12 % lower than alone) and glibc limited to two malloc arenas (a
+ * setting production Node services often use for the same reason). What noise is left only adds
+ * to a peak, so `repeats` runs each size that many times, interleaved, and keeps the lowest peak.
  */
-const CHILD_NODE_FLAGS = ['--max-semi-space-size=8'];
+const CHILD_NODE_FLAGS = ['--max-semi-space-size=8', '--predictable-gc-schedule'];
 const CHILD_ENV = { MALLOC_ARENA_MAX: '2' };
 
 /** Runs data-rss-child.js and returns what it reports. */
@@ -154,10 +158,37 @@ function runChild(args: string[]): Promise<RssChildResult> {
   });
 }
 
+/** One child over the dataset at `root`, with a shard cache of its own emptied afterwards. */
+async function runOnce(
+  root: string,
+  steps: number,
+  openShardMiB: number | undefined,
+): Promise<RssChildResult> {
+  const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dinoq-bench-rss-cache-'));
+  try {
+    return await runChild([
+      '--root',
+      root,
+      '--dataset',
+      DATASET,
+      '--steps',
+      String(steps),
+      '--cache-dir',
+      cacheDir,
+      '--cache-mib',
+      String(CACHE_MIB),
+      ...(openShardMiB === undefined ? [] : ['--open-shard-mib', String(openShardMiB)]),
+    ]);
+  } finally {
+    fs.rmSync(cacheDir, { recursive: true, force: true });
+  }
+}
+
 export async function rssBench(
   sizes: number[],
   steps: number,
   openShardMiB: number | undefined,
+  repeats = 1,
 ): Promise<RssChildResult[]> {
   for (const n of sizes)
     if (!Number.isInteger(n) || n < SHARD_SIZE)
@@ -186,37 +217,22 @@ export async function rssBench(
       ` batch 32), ${steps} steps, one replica, one augmentation thread, streamed through a ${CACHE_MIB} MiB shard cache` +
       ` (emptied before each run), parsed shards held up to` +
       ` ${openShardMiB === undefined ? "the reader's default" : `${openShardMiB} MiB`};` +
-      ` steps/s leave out the first ${WARMUP_STEPS} steps.`,
+      ` steps/s leave out the first ${WARMUP_STEPS} steps.` +
+      (repeats > 1 ? ` Each size runs ${repeats} times, interleaved; the table keeps its lowest peak.` : ''),
   );
-  const results: RssChildResult[] = [];
-  for (const d of datasets) {
-    const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dinoq-bench-rss-cache-'));
-    try {
-      results.push(
-        await runChild([
-          '--root',
-          d.root,
-          '--dataset',
-          DATASET,
-          '--steps',
-          String(steps),
-          '--cache-dir',
-          cacheDir,
-          '--cache-mib',
-          String(CACHE_MIB),
-          ...(openShardMiB === undefined ? [] : ['--open-shard-mib', String(openShardMiB)]),
-        ]),
+  const lowest = new Map<number, RssChildResult>();
+  for (let repeat = 0; repeat < repeats; repeat++)
+    for (const d of datasets) {
+      const r = await runOnce(d.root, steps, openShardMiB);
+      console.log(
+        `  ${r.images} images: peak RSS ${r.peakRssMiB.toFixed(0)} MiB (peaks: V8 heap ${r.peakHeapMiB.toFixed(0)},` +
+          ` external ${r.peakExternalMiB.toFixed(0)}, of which ArrayBuffers ${r.peakArrayBuffersMiB.toFixed(0)} MiB),` +
+          ` ${r.stepsPerSecond.toFixed(2)} steps/s`,
       );
-    } finally {
-      fs.rmSync(cacheDir, { recursive: true, force: true });
+      const best = lowest.get(d.images);
+      if (!best || r.peakRssMiB < best.peakRssMiB) lowest.set(d.images, r);
     }
-    const r = results[results.length - 1];
-    console.log(
-      `  ${r.images} images: peak RSS ${r.peakRssMiB.toFixed(0)} MiB (peaks: V8 heap ${r.peakHeapMiB.toFixed(0)},` +
-        ` external ${r.peakExternalMiB.toFixed(0)}, of which ArrayBuffers ${r.peakArrayBuffersMiB.toFixed(0)} MiB),` +
-        ` ${r.stepsPerSecond.toFixed(2)} steps/s`,
-    );
-  }
+  const results = [...lowest.values()];
 
   const base = results[0].peakRssMiB;
   console.log(`\nbackend ${results[0].backend}`);

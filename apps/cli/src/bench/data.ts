@@ -18,10 +18,11 @@ import { streamingVsMemoryBench } from './data-throughput';
  * share of that step the pipeline would take.
  *
  * npm run bench:data -- --rss 2000,20000,200000 [--rss-steps 300] [--rss-open-shard-mib B]
- *                       [--rss-report FILE]
+ *                       [--rss-repeats R] [--rss-report FILE]
  *   Peak RSS of a streamed training run of a tiny config against dataset size, one process per
- *   size (data-rss.ts); the datasets are generated once under the temporary folder. FILE gets
- *   each size's figures as JSON (RssChildResult[]).
+ *   size (data-rss.ts), each size run R times (default 1) keeping its lowest peak; the datasets
+ *   are generated once under the temporary folder. FILE gets each size's figures as JSON
+ *   (RssChildResult[]).
  * npm run bench:data -- --streaming-vs-memory [--train-limit 6400] [--tp-steps 100]
  *   Training throughput of fmnist-tiny with the split in memory and streamed from its shards, and
  *   whether both end in the same state (data-throughput.ts).
@@ -176,6 +177,7 @@ async function main(): Promise<void> {
       rssSizes.split(',').map(Number),
       positiveInteger('rss-steps', '300'),
       openShardMiB === undefined ? undefined : positiveInteger('rss-open-shard-mib', openShardMiB),
+      positiveInteger('rss-repeats', '1'),
     );
     const report = argValue('rss-report');
     if (report !== undefined) fs.writeFileSync(report, JSON.stringify(results, null, 2));
