@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { presetNames, type PresetName } from '@dinoq/config';
 import { FsBlobStore, importFashionMnist, loadSplit, readManifest, type DecodedSplit } from '@dinoq/data';
 import { dataDir } from '../local-layout';
 
@@ -26,4 +27,12 @@ export function peakRssMiB(): number {
 export function argValue(name: string, fallback?: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : fallback;
+}
+
+/** `--<name> <preset>`: a known preset's name, else an error listing them. */
+export function presetArg(name: string, fallback: PresetName): PresetName {
+  const preset = argValue(name, fallback)!;
+  if (!(presetNames as string[]).includes(preset))
+    throw new Error(`--${name}: unknown preset "${preset}" (known: ${presetNames.join(', ')})`);
+  return preset as PresetName;
 }

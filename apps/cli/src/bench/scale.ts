@@ -1,13 +1,13 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { itersPerEpochFor, resolveRunConfig, type RunConfig } from '@dinoq/config';
+import { itersPerEpochFor, resolveRunConfig, type PresetName, type RunConfig } from '@dinoq/config';
 import { disposeParams, networkParams, resolveReplicas, selectBackend } from '@dinoq/dino';
 import { FsBlobStore, importFashionMnist, loadSplit, readManifest, type DecodedSplit } from '@dinoq/data';
 import { extractFeatures, weightedKnn } from '@dinoq/eval';
 import { RunArtifacts } from '@dinoq/storage';
 import { replicaSetting } from '../options';
-import { argValue } from './bench-data';
+import { argValue, presetArg } from './bench-data';
 import {
   machineLabel,
   mb,
@@ -39,7 +39,8 @@ import {
  *                     [--data-threads auto] [--backend auto] [--timeout-minutes 240]
  *                     [--quality-steps n] [--quality-h 50,200] [--bank-limit 10000]
  *                     [--test-limit 2000] [--replicas auto] [--quality-moments averaged,per-slice]
- *                     [--quality-skip-baselines] [--outer-lr 0.7] [--outer-momentum 0.9]
+ *                     [--quality-skip-baselines] [--outers 0.7:0.9,1:0] [--seeds 0,1,2]
+ *                     [--quality-preset fmnist-tiny]
  *
  * One run across many workers (DiLoCo rounds over BullMQ flows) on the fmnist-tiny preset and the
  * first `--train-limit` Fashion-MNIST training images. Figures, not assertions.
@@ -61,8 +62,12 @@ import {
  * after another, which gives the distributed run's result) and every --quality-moments choice (a
  * slice's AdamW moments: the merged mean, as the worker does, or its own from the previous round),
  * then weighted k-NN top-1 (k = 20, T = 0.07) of each teacher: bank of --bank-limit training images,
- * --test-limit test queries. --quality-skip-baselines trains DiLoCo only; --outer-lr and
- * --outer-momentum replace the outer optimizer's defaults (checked by the run schema).
+ * --test-limit test queries. --quality-skip-baselines trains DiLoCo only; --outers lists outer
+ * optimizer settings `lr:momentum` to train DiLoCo with, each in place of the defaults (checked by
+ * the run schema); --seeds trains every variant once per seed (the seed sets the initial weights
+ * and the sample order, so a seed's runs differ only in how they train) and prints each variant's
+ * mean and the paired differences with their standard errors; --quality-preset trains another
+ * preset than fmnist-tiny.
  *
  * --steps (and --quality-steps) are rounded up to whole epochs of the training images, since a
  * run's length is a number of epochs. The default is two rounds of the largest H: 800 steps, which
@@ -88,18 +93,24 @@ function positiveInts(name: string, fallback: string): number[] {
   return values;
 }
 
-/** fmnist-tiny with at least `steps` steps (whole epochs) over `datasetSize` images. */
+/** `preset` (fmnist-tiny unless named) with at least `steps` steps (whole epochs) over `datasetSize` images. */
 function benchConfig(
   datasetSize: number,
   steps: number,
   parallel: { slices: number; h: number; batchScale?: number; outer?: OuterSetting },
+  run: { preset?: PresetName; seed?: number } = {},
 ): RunConfig {
-  const base = resolveRunConfig('fmnist-tiny');
+  const preset = run.preset ?? 'fmnist-tiny';
+  const base = resolveRunConfig(preset);
   const epochs = Math.ceil(steps / itersPerEpochFor(datasetSize, base.train.batchSize));
   // A larger global batch keeps the epochs, so the images seen stay equal; the preset's lr is per
   // 256 images and scales with the batch.
-  return resolveRunConfig('fmnist-tiny', {
-    train: { epochs, batchSize: base.train.batchSize * (parallel.batchScale ?? 1) },
+  return resolveRunConfig(preset, {
+    train: {
+      epochs,
+      batchSize: base.train.batchSize * (parallel.batchScale ?? 1),
+      ...(run.seed === undefined ? {} : { seed: run.seed }),
+    },
     parallel: { slices: parallel.slices, syncEverySteps: parallel.h, outer: parallel.outer },
   });
 }
@@ -303,7 +314,11 @@ interface QualityOptions {
   slices: number;
   hs: number[];
   moments: InnerMoments[];
-  outer: OuterSetting;
+  /** DiLoCo is trained with each; `{}` is the schema's defaults. */
+  outers: OuterSetting[];
+  preset: PresetName;
+  /** Every variant is trained once per seed; undefined: the preset's seed only. */
+  seeds: (number | undefined)[];
   /** Train the two synchronous baselines too (they do not depend on H or the moments). */
   baselines: boolean;
   trainLimit: number;
@@ -334,18 +349,20 @@ function qualityVariants(opts: QualityOptions, defaultH: number): QualityVariant
     { name: BASELINE_DATA_PARALLEL, slices: 1, h: defaultH, batchScale: opts.slices },
   ];
   const rounds = opts.hs.flatMap((h) =>
-    opts.moments.map((moments) => ({
-      name:
-        `DiLoCo ${opts.slices} slices, H = ${h}` +
-        (moments === 'averaged' ? '' : `, ${moments} moments`) +
-        Object.entries(opts.outer)
-          .map(([key, value]) => `, outer ${key} ${value}`)
-          .join(''),
-      slices: opts.slices,
-      h,
-      moments,
-      outer: opts.outer,
-    })),
+    opts.moments.flatMap((moments) =>
+      opts.outers.map((outer) => ({
+        name:
+          `DiLoCo ${opts.slices} slices, H = ${h}` +
+          (moments === 'averaged' ? '' : `, ${moments} moments`) +
+          Object.entries(outer)
+            .map(([key, value]) => `, outer ${key} ${value}`)
+            .join(''),
+        slices: opts.slices,
+        h,
+        moments,
+        outer,
+      })),
+    ),
   );
   return [...(opts.baselines ? baselines : []), ...rounds];
 }
@@ -353,10 +370,45 @@ function qualityVariants(opts: QualityOptions, defaultH: number): QualityVariant
 const BASELINE_SEQUENTIAL = 'synchronous (1 slice)';
 const BASELINE_DATA_PARALLEL = 'synchronous, N× batch';
 
-/** Every score, then DiLoCo's against each synchronous baseline that was trained. */
-function printQualityComparison(scores: { name: string; top1: number }[], slices: number): void {
-  console.log('\nk-NN top-1 at equal images seen:');
-  for (const score of scores) console.log(`   ${score.name.padEnd(44)} ${score.top1.toFixed(2)}%`);
+interface QualityScore {
+  name: string;
+  seed: number;
+  top1: number;
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+/** Sample standard deviation (0 for one value). */
+const spread = (xs: number[]) =>
+  xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1));
+
+/** The variants' names in the order they were trained, each with its scores in seed order. */
+function scoresByVariant(scores: QualityScore[]): Map<string, QualityScore[]> {
+  const byName = new Map<string, QualityScore[]>();
+  for (const score of scores) byName.set(score.name, [...(byName.get(score.name) ?? []), score]);
+  return byName;
+}
+
+/**
+ * Every variant's mean over the seeds (with the spread and each seed's score when there are
+ * several), then DiLoCo's against each synchronous baseline that was trained: the mean of the
+ * per-seed differences (the same seed gives both the same initial weights and sample order) and
+ * its standard error.
+ */
+function printQualityComparison(scores: QualityScore[], slices: number): void {
+  const byName = scoresByVariant(scores);
+  const seeds = [...new Set(scores.map((s) => s.seed))];
+  console.log(
+    `\nk-NN top-1 at equal images seen` +
+      (seeds.length > 1 ? `, mean ± standard deviation over seeds ${seeds.join(', ')} (each seed's):` : ':'),
+  );
+  for (const [name, own] of byName) {
+    const top1s = own.map((s) => s.top1);
+    const each =
+      top1s.length > 1
+        ? ` ± ${spread(top1s).toFixed(2)} (${top1s.map((t) => t.toFixed(2)).join(' / ')})`
+        : '';
+    console.log(`   ${name.padEnd(44)} ${mean(top1s).toFixed(2)}%${each}`);
+  }
   const against = [
     { name: BASELINE_SEQUENTIAL, label: 'synchronous at the preset batch (as many steps as the rounds)' },
     {
@@ -365,12 +417,72 @@ function printQualityComparison(scores: { name: string; top1: number }[], slices
     },
   ];
   for (const { name, label } of against) {
-    const baseline = scores.find((s) => s.name === name);
+    const baseline = byName.get(name);
     if (!baseline) continue;
-    console.log(`against ${label}:`);
-    for (const score of scores.filter((s) => s.name.startsWith('DiLoCo')))
-      console.log(`   ${score.name.padEnd(44)} ${signedPoints(score.top1 - baseline.top1)} points`);
+    console.log(`against ${label}${seeds.length > 1 ? ', paired by seed, ± standard error' : ''}:`);
+    for (const [variant, own] of byName) {
+      if (!variant.startsWith('DiLoCo')) continue;
+      const deltas = own.flatMap((s) => {
+        const base = baseline.find((b) => b.seed === s.seed);
+        return base ? [s.top1 - base.top1] : [];
+      });
+      if (deltas.length === 0) continue;
+      const error = deltas.length > 1 ? ` ± ${(spread(deltas) / Math.sqrt(deltas.length)).toFixed(2)}` : '';
+      console.log(`   ${variant.padEnd(44)} ${signedPoints(mean(deltas))}${error} points`);
+    }
   }
+}
+
+/** What one trained variant is scored with: the k-NN bank and queries and the machine's setting. */
+interface QualityContext {
+  opts: QualityOptions;
+  trainSet: DecodedSplit;
+  train: DecodedSplit;
+  test: DecodedSplit;
+  numClasses: number;
+  replicas: number;
+  backend: string;
+}
+
+/** Trains `variant` with `seed` (the preset's when undefined), prints its figures and returns its k-NN top-1. */
+async function trainAndScore(
+  ctx: QualityContext,
+  variant: QualityVariant,
+  seed: number | undefined,
+): Promise<QualityScore> {
+  const { opts, trainSet, train, test } = ctx;
+  const config = benchConfig(trainSet.count, opts.steps, variant, { preset: opts.preset, seed });
+  const label = `${variant.name}, seed ${config.train.seed}`;
+  const started = performance.now();
+  const total = itersPerEpochFor(trainSet.count, config.train.batchSize) * config.train.epochs;
+  let trained = 0;
+  const onStep = () => {
+    trained += 1;
+    if (trained % Math.ceil(total / 4) === 0 && trained < total)
+      console.log(`   ${label}: ${trained}/${total} steps (${seconds(performance.now() - started)} s)`);
+  };
+  const inProcess = { replicas: ctx.replicas, backend: ctx.backend, onStep, moments: variant.moments };
+  const files =
+    variant.slices > 1
+      ? await trainRounds(config, trainSet, inProcess)
+      : await trainSynchronous(config, trainSet, inProcess);
+  const trainMs = performance.now() - started;
+  const evalStarted = performance.now();
+  const teacher = networkParams(config, files, 'teacher');
+  let top1: number;
+  try {
+    const bank = await extractFeatures(teacher, train, { config, limit: opts.bankLimit });
+    const queries = await extractFeatures(teacher, test, { config });
+    top1 = weightedKnn(bank, queries, { numClasses: ctx.numClasses, ks: [20] })[0].top1;
+  } finally {
+    disposeParams(teacher);
+  }
+  console.log(
+    `   ${label}: ${total} steps (${total * config.train.batchSize} images) trained in ${seconds(trainMs)} s ` +
+      `(${fixed((total * config.train.batchSize * 1000) / trainMs)} img/s in this process) [${machineLabel()}]; ` +
+      `k-NN top-1 ${top1.toFixed(2)}% (evaluated in ${seconds(performance.now() - evalStarted)} s)`,
+  );
+  return { name: variant.name, seed: config.train.seed, top1 };
 }
 
 async function qualityPart(opts: QualityOptions): Promise<void> {
@@ -387,55 +499,54 @@ async function qualityPart(opts: QualityOptions): Promise<void> {
     });
     const test = await loadSplit(store, manifest, 'test', { limit: opts.testLimit });
     const trainSet: DecodedSplit = { ...train, count: Math.min(opts.trainLimit, train.count) };
-    const base = resolveRunConfig('fmnist-tiny');
+    const base = resolveRunConfig(opts.preset);
     const replicas = resolveReplicas(replicaSetting(opts.replicas), backend, base.train.batchSize);
 
     const variants = qualityVariants(opts, base.parallel.syncEverySteps);
     const bankCount = Math.min(opts.bankLimit, train.count);
     console.log(
-      `fmnist-tiny on ${trainSet.count} training images, ${replicas} replica(s) on ${backend.name}; ` +
+      `${opts.preset} on ${trainSet.count} training images, ${replicas} replica(s) on ${backend.name}; ` +
         `weighted k-NN k = 20, T = 0.07, bank ${bankCount} train images, ${test.count} test queries`,
     );
-    const scores: { name: string; top1: number }[] = [];
-    for (const variant of variants) {
-      const config = benchConfig(trainSet.count, opts.steps, variant);
-      const started = performance.now();
-      const total = itersPerEpochFor(trainSet.count, config.train.batchSize) * config.train.epochs;
-      let trained = 0;
-      const onStep = () => {
-        trained += 1;
-        if (trained % Math.ceil(total / 4) === 0 && trained < total)
-          console.log(
-            `   ${variant.name}: ${trained}/${total} steps (${seconds(performance.now() - started)} s)`,
-          );
-      };
-      const inProcess = { replicas, backend: backend.name, onStep, moments: variant.moments };
-      const files =
-        variant.slices > 1
-          ? await trainRounds(config, trainSet, inProcess)
-          : await trainSynchronous(config, trainSet, inProcess);
-      const trainMs = performance.now() - started;
-      const evalStarted = performance.now();
-      const teacher = networkParams(config, files, 'teacher');
-      let top1: number;
-      try {
-        const bank = await extractFeatures(teacher, train, { config, limit: opts.bankLimit });
-        const queries = await extractFeatures(teacher, test, { config });
-        top1 = weightedKnn(bank, queries, { numClasses: manifest.classes.length, ks: [20] })[0].top1;
-      } finally {
-        disposeParams(teacher);
-      }
-      scores.push({ name: variant.name, top1 });
-      console.log(
-        `   ${variant.name}: ${total} steps (${total * config.train.batchSize} images) trained in ${seconds(trainMs)} s ` +
-          `(${fixed((total * config.train.batchSize * 1000) / trainMs)} img/s in this process) [${machineLabel()}]; ` +
-          `k-NN top-1 ${top1.toFixed(2)}% (evaluated in ${seconds(performance.now() - evalStarted)} s)`,
-      );
-    }
+    const ctx: QualityContext = {
+      opts,
+      trainSet,
+      train,
+      test,
+      numClasses: manifest.classes.length,
+      replicas,
+      backend: backend.name,
+    };
+    const scores: QualityScore[] = [];
+    // Seed by seed, so that a run stopped early still has whole seeds to compare.
+    for (const seed of opts.seeds)
+      for (const variant of variants) scores.push(await trainAndScore(ctx, variant, seed));
     printQualityComparison(scores, opts.slices);
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
+}
+
+/** `--outers lr:momentum,…`: the outer optimizer settings DiLoCo is trained with (default: the schema's). */
+function outerSettings(): OuterSetting[] {
+  const raw = argValue('outers');
+  if (raw === undefined) return [{}];
+  return raw.split(',').map((pair) => {
+    const [lr, momentum, ...rest] = pair.split(':').map(Number);
+    if (rest.length > 0 || !Number.isFinite(lr) || !Number.isFinite(momentum))
+      throw new Error(`--outers takes lr:momentum pairs separated by commas, got ${raw}`);
+    return { lr, momentum };
+  });
+}
+
+/** `--seeds a,b,…`: non-negative integers (default: the preset's seed). */
+function seedList(): (number | undefined)[] {
+  const raw = argValue('seeds');
+  if (raw === undefined) return [undefined];
+  const seeds = raw.split(',').map(Number);
+  if (seeds.some((v) => !Number.isInteger(v) || v < 0))
+    throw new Error(`--seeds must be a comma-separated list of non-negative integers, got ${raw}`);
+  return seeds;
 }
 
 function qualityMoments(): InnerMoments[] {
@@ -483,10 +594,9 @@ async function main(): Promise<void> {
       slices,
       hs: qualityHs,
       moments: qualityMoments(),
-      outer: {
-        ...(argValue('outer-lr') === undefined ? {} : { lr: Number(argValue('outer-lr')) }),
-        ...(argValue('outer-momentum') === undefined ? {} : { momentum: Number(argValue('outer-momentum')) }),
-      },
+      outers: outerSettings(),
+      preset: presetArg('quality-preset', 'fmnist-tiny'),
+      seeds: seedList(),
       baselines: !process.argv.includes('--quality-skip-baselines'),
       trainLimit,
       bankLimit: positiveInt('bank-limit', 10_000),
