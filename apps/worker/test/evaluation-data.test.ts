@@ -139,7 +139,7 @@ describe('evaluation data', () => {
     const shifted = await attentionIn('memory', 'att-shifted', [2, 12]);
     expect(shifted.images.map((image) => image.name)).toEqual(['test-2', 'test-12']);
     expect(fixture.logs).toContain(
-      `attention ${DATASET}/test: data read from shards (some images of the split are unusable, so held images are not at their sample indices)`,
+      `attention ${DATASET}/test: data streamed from shards (some images of the split are unusable, so held images are not at their sample indices)`,
     );
 
     const unusable = attentionIn('streaming', 'att-bad', [CORRUPT]);

@@ -45,6 +45,11 @@ export interface DataChoice {
   reason: string;
 }
 
+/** "data held in memory (why)" or "data streamed from shards (why)", for the line a job logs when it starts. */
+export function describeDataChoice(choice: DataChoice): string {
+  return `data ${choice.mode === 'memory' ? 'held in memory' : 'streamed from shards'} (${choice.reason})`;
+}
+
 /** Memory or streaming for one split, and why (logged with every training job). */
 export function chooseDataMode(
   settings: Pick<DataSettings, 'mode' | 'memoryBudgetBytes'>,

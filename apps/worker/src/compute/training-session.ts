@@ -22,7 +22,7 @@ import type { RunArtifacts } from '@dinoq/storage';
 import { failRun } from '../shard-plan';
 import type { ComputeContext, JobScope } from './job-scope';
 import { UnrecoverableJobError } from './protocol';
-import { openBatches, type BatchSource } from './training-data';
+import { describeDataChoice, openBatches, type BatchSource } from './training-data';
 
 /*
  * What every training job (a shard, a round's slice) does around its steps: read the run and its
@@ -139,7 +139,7 @@ export function describeSession(session: TrainingSession): string {
   return (
     `${replicas} replica${replicas > 1 ? 's' : ''} and ` +
     `${threads === 0 ? 'augmentation on the main thread' : `${threads} augmentation thread${threads > 1 ? 's' : ''}`}, ` +
-    `data ${choice.mode === 'memory' ? 'held in memory' : 'streamed from shards'} (${choice.reason})`
+    describeDataChoice(choice)
   );
 }
 

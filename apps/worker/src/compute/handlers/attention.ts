@@ -6,7 +6,7 @@ import type { AttentionIndex, AttentionJob } from '@dinoq/jobs';
 import { attentionFileKey, runPrefix } from '@dinoq/storage';
 import type { ComputeContext, JobScope } from '../job-scope';
 import { UnrecoverableJobError } from '../protocol';
-import { chooseDataMode, shardCacheFor } from '../training-data';
+import { chooseDataMode, describeDataChoice, shardCacheFor } from '../training-data';
 import { resolveCheckpoint } from './resolve-checkpoint';
 
 export interface AttentionResult {
@@ -40,11 +40,10 @@ async function datasetImages(
     choice.mode = 'streaming';
     choice.reason = 'some images of the split are unusable, so held images are not at their sample indices';
   }
-  scope.log(
-    'info',
-    `attention ${datasetName}/${images.split}: data ${held ? 'held in memory' : 'read from shards'} (${choice.reason})`,
-    { dataMode: choice.mode, decodedBytes: choice.decodedBytes },
-  );
+  scope.log('info', `attention ${datasetName}/${images.split}: ${describeDataChoice(choice)}`, {
+    dataMode: choice.mode,
+    decodedBytes: choice.decodedBytes,
+  });
   return held ?? (await streamedImages(ctx, datasetName, manifest, manifestSha, images));
 }
 

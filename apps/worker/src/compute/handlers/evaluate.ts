@@ -36,7 +36,7 @@ import { disposeParams, networkParams } from '@dinoq/dino';
 import { RunArtifacts, baselineKey, featuresKey } from '@dinoq/storage';
 import type { ComputeContext, JobScope } from '../job-scope';
 import { UnrecoverableJobError } from '../protocol';
-import { chooseDataMode, shardCacheFor } from '../training-data';
+import { chooseDataMode, describeDataChoice, shardCacheFor } from '../training-data';
 import { resolveCheckpoint } from './resolve-checkpoint';
 
 type EvalSplit = 'train' | 'test';
@@ -81,7 +81,7 @@ async function openPass(
   const choice = chooseDataMode(ctx.data, manifest, split);
   scope.log(
     'info',
-    `evaluation ${manifest.name}/${split}: data ${choice.mode === 'memory' ? 'held in memory' : 'streamed from shards'} (${choice.reason})`,
+    `evaluation ${manifest.name}/${split}: ${describeDataChoice(choice)}`,
     { dataMode: choice.mode, decodedBytes: choice.decodedBytes },
     true,
   );
