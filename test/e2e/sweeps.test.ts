@@ -4,7 +4,8 @@
  * rung (successive halving), over a real Redis and s3rver.
  */
 import { listCommitted, evalKey, sweepRecordKey, sweepReportKey } from '@dinoq/storage';
-import { rungEvalId, sweepReportSchema, type SweepReport } from '@dinoq/jobs';
+import { resolveRunConfig, trainStepFlops } from '@dinoq/config';
+import { listWorkers, rungEvalId, sweepReportSchema, type SweepReport } from '@dinoq/jobs';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import * as path from 'node:path';
@@ -89,6 +90,24 @@ function expectHalved(report: SweepReport, kept: number, steps = 8): void {
   });
 }
 
+/** The training speed the stack's worker announces (null until it has trained). */
+async function announcedSpeed(): Promise<number | null> {
+  const workers = await listWorkers(stack.redis);
+  return workers.find((w) => w.queuePrefix === stack.prefix)?.trainFlopsPerSecond ?? null;
+}
+
+test('a budget in minutes before any worker has measured its speed is a 400 naming budget.minutes', async () => {
+  expect(await announcedSpeed()).toBeNull();
+  const refused = await stack.http<{ field: string; message: string }>('POST', '/sweeps', {
+    ...sweepRequest('too-soon', [1e-3]),
+    budget: { minutes: 1 },
+  });
+  expect(refused.status).toBe(400);
+  expect(refused.body.field).toBe('budget.minutes');
+  expect(refused.body.message).toMatch(/has measured its training speed yet.*budget\.flopsPerSecond/);
+  expect((await stack.http('GET', '/sweeps/too-soon')).status).toBe(404);
+});
+
 test('a sweep of 4 trials over 2 rungs stops the worse half, completes the rest and reports the best', async () => {
   const created = await stack.http<SweepReport>(
     'POST',
@@ -151,6 +170,28 @@ test('a sweep of 4 trials over 2 rungs stops the worse half, completes the rest 
   expect(table).toMatch(new RegExp(`${report.best!.runId} \\*\\s+completed\\s+16/16`));
   expect(table.match(/^halving-t\d.*\bstopped\b/gm)).toHaveLength(2);
   expect(table).toContain(`best: ${report.best!.runId}`);
+});
+
+test('a budget in minutes becomes steps at the speed the worker measured while training', async () => {
+  const flopsPerSecond = await waitFor(announcedSpeed, 30_000, 'w1 to announce its training speed');
+  const minutes = 0.05;
+  const created = await stack.http('POST', '/sweeps', {
+    ...sweepRequest('timed', [1e-3, 1e-2]),
+    budget: { minutes },
+  });
+  expect(created.status).toBe(201);
+  const trial = await stack.runs.get('timed-t0');
+  const steps = Math.floor((minutes * 60 * flopsPerSecond) / trainStepFlops(trial.config));
+  expect(trial.totalSteps).toBe(steps);
+  expect(trial.config).toEqual(
+    resolveRunConfig('fmnist-tiny', {
+      ...TINY_CONFIG,
+      optim: { lr: 1e-3 },
+      train: { ...TINY_CONFIG.train, steps },
+    }),
+  );
+  expect((await stack.http('POST', '/sweeps/timed/cancel')).status).toBe(200);
+  await waitForSweep('timed', 'cancelled', 60_000);
 });
 
 test('a bad search space is a 400 naming the path, and nothing is created', async () => {

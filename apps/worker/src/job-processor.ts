@@ -24,6 +24,8 @@ export interface ProcessorDeps extends WorkerServices {
   shutdown: AbortSignal;
   /** Called with the job being computed (null when the device is free), for heartbeats. */
   onCurrentJob(label: string | null): void;
+  /** The training speed a training job measured (its result's trainFlopsPerSecond), to announce. */
+  onTrainSpeed?(flopsPerSecond: number): void;
 }
 
 /** Coalesces progress updates: one Redis write in flight, and only the newest value waits behind it. */
@@ -141,6 +143,8 @@ async function computeOnDevice<N extends JobName>(
     await progress.settle();
     // The compute process returns what its handler for this job returned (ComputeResults).
     await registration.afterCompute?.(step, result as ComputeResult<N>);
+    const speed = (result as { trainFlopsPerSecond?: unknown } | null)?.trainFlopsPerSecond;
+    if (typeof speed === 'number') deps.onTrainSpeed?.(speed);
     log.info('job done');
     return result;
   } catch (error) {

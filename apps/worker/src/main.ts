@@ -153,6 +153,7 @@ export async function startWorker(options: StartWorkerOptions = {}): Promise<Run
   const shutdownController = new AbortController();
   const startedAt = new Date().toISOString();
   let currentJob: string | null = null;
+  let trainFlopsPerSecond: number | null = null;
 
   const heartbeat = new Heartbeat(
     redis,
@@ -173,6 +174,7 @@ export async function startWorker(options: StartWorkerOptions = {}): Promise<Run
       memoryBytes: capacity.memoryBytes,
       stepMemoryBytes: capacity.stepMemoryBytes,
       queuePrefix: settings.queuePrefix,
+      trainFlopsPerSecond,
     }),
     logger,
   );
@@ -190,6 +192,9 @@ export async function startWorker(options: StartWorkerOptions = {}): Promise<Run
     onCurrentJob: (label) => {
       currentJob = label;
       heartbeat.beat();
+    },
+    onTrainSpeed: (flopsPerSecond) => {
+      trainFlopsPerSecond = flopsPerSecond;
     },
   });
 

@@ -1,3 +1,4 @@
+import { trainStepFlops } from '@dinoq/config';
 import { parseMetricsFiles, stepMetricsLineSchema, type TrainShardJob } from '@dinoq/jobs';
 import { RunArtifacts, backboneExportKey, runRecordKey } from '@dinoq/storage';
 import { importDataset } from '../src/compute/handlers/import-dataset';
@@ -37,7 +38,8 @@ describe('trainShard', () => {
     await fixture.createRun('two', config, 'fm', IMAGES);
     const artifacts = new RunArtifacts(fixture.ctx.store, 'two');
 
-    expect(await run(shard('two', 0))).toEqual({
+    const trained = await run(shard('two', 0));
+    expect(trained).toEqual({
       outcome: 'trained',
       runId: 'two',
       shard: 0,
@@ -45,6 +47,7 @@ describe('trainShard', () => {
       status: 'running',
       next: { shard: 1, fromStep: 2, toStep: 4, generation: 0 },
       stepsTrained: 2,
+      trainFlopsPerSecond: expect.any(Number),
     });
     expect(await artifacts.committedSteps()).toEqual([2]);
     const files = await artifacts.metricsFiles();
@@ -53,7 +56,13 @@ describe('trainShard', () => {
       .trim()
       .split('\n')
       .map((line) => JSON.parse(line) as unknown);
-    expect(lines.map((line) => stepMetricsLineSchema.strict().parse(line).step)).toEqual([0, 1]);
+    const parsed = lines.map((line) => stepMetricsLineSchema.strict().parse(line));
+    expect(parsed.map((line) => line.step)).toEqual([0, 1]);
+    // The speed the worker announces: the step's FLOPs at the second step's throughput (the first warms up).
+    expect(trained.trainFlopsPerSecond).toBeCloseTo(
+      (trainStepFlops(config) / config.train.batchSize) * parsed[1].imagesPerSecond,
+      -3,
+    );
     const record = await fixture.ctx.runs.get('two');
     expect(record).toMatchObject({
       status: 'running',

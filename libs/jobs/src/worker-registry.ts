@@ -30,11 +30,19 @@ export interface WorkerAnnouncement {
   stepMemoryBytes?: number | null;
   /** BullMQ key prefix of the queues it consumes; absent (older workers): the default prefix. */
   queuePrefix?: string;
+  /**
+   * Training speed measured on this worker's latest training job: the estimated matmul FLOPs of a
+   * step (libs/config step-cost.ts) times its median steps per second. Null or absent: not
+   * measured yet. Sweeps convert a budget in minutes to steps with it.
+   */
+  trainFlopsPerSecond?: number | null;
 }
 
 /** An announcement as read back: capacity fields present, unknown ones null. */
 export type ListedWorker = WorkerAnnouncement &
-  Required<Pick<WorkerAnnouncement, 'memoryBytes' | 'stepMemoryBytes' | 'queuePrefix'>>;
+  Required<
+    Pick<WorkerAnnouncement, 'memoryBytes' | 'stepMemoryBytes' | 'queuePrefix' | 'trainFlopsPerSecond'>
+  >;
 
 function byteCount(value: unknown): number | null {
   return typeof value === 'number' && Number.isSafeInteger(value) && value > 0 ? value : null;
@@ -48,6 +56,12 @@ function parseAnnouncement(text: string): ListedWorker {
     memoryBytes: byteCount(a.memoryBytes),
     stepMemoryBytes: byteCount(a.stepMemoryBytes),
     queuePrefix: typeof a.queuePrefix === 'string' && a.queuePrefix !== '' ? a.queuePrefix : QUEUE_PREFIX,
+    trainFlopsPerSecond:
+      typeof a.trainFlopsPerSecond === 'number' &&
+      Number.isFinite(a.trainFlopsPerSecond) &&
+      a.trainFlopsPerSecond > 0
+        ? a.trainFlopsPerSecond
+        : null,
   };
 }
 

@@ -1,3 +1,4 @@
+import { resolveRunConfig, trainStepFlops } from '@dinoq/config';
 import {
   SearchSpaceError,
   bestTrial,
@@ -7,6 +8,7 @@ import {
   searchSpaceProblems,
   searchSpaceSchema,
   stoppedTrials,
+  sweepBudgetSchema,
   sweepRecordSchema,
   trialOverrides,
   type RungObservation,
@@ -105,6 +107,38 @@ describe('search spaces', () => {
       optim: { lr: 0.001 },
       train: { steps: 5 },
     });
+  });
+
+  it("turns minutes into steps at the budget speed and each trial's own FLOPs per step", () => {
+    const flopsPerSecond = 2e9;
+    const request = { preset: 'fmnist-tiny', budget: { minutes: 3, flopsPerSecond } };
+    const stepsAt = (point: Record<string, number>) =>
+      (trialOverrides(request, point).train as { steps: number }).steps;
+    const expected = (point: Record<string, number>) =>
+      Math.floor(
+        (3 * 60 * flopsPerSecond) /
+          trainStepFlops(resolveRunConfig('fmnist-tiny', { model: { embedDim: point['model.embedDim'] } })),
+      );
+    const narrow = stepsAt({ 'model.embedDim': 64 });
+    const wide = stepsAt({ 'model.embedDim': 128 });
+    expect(narrow).toBe(expected({ 'model.embedDim': 64 }));
+    expect(wide).toBe(expected({ 'model.embedDim': 128 }));
+    // The wider model costs more per step, so it trains fewer steps in the same minutes.
+    expect(wide).toBeLessThan(narrow);
+    expect(() => trialOverrides({ preset: 'fmnist-tiny', budget: { minutes: 3 } }, {})).toThrow(
+      /minutes need flopsPerSecond/,
+    );
+  });
+
+  it('takes exactly one of steps, images or minutes, and flopsPerSecond only with minutes', () => {
+    const problems = (budget: unknown) =>
+      sweepBudgetSchema.safeParse(budget).error?.issues.map((issue) => issue.message) ?? [];
+    expect(problems({ minutes: 15 })).toEqual([]);
+    expect(problems({ minutes: 15, flopsPerSecond: 1e9 })).toEqual([]);
+    expect(problems({ steps: 10, minutes: 15 })).toEqual([
+      'give exactly one of "steps", "images" or "minutes"',
+    ]);
+    expect(problems({ steps: 10, flopsPerSecond: 1e9 })).toEqual(['"flopsPerSecond" goes with "minutes"']);
   });
 });
 

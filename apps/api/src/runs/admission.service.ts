@@ -132,20 +132,50 @@ export class AdmissionService {
     if (reasons.length > 0) throw new ConfigError(reasons);
   }
 
+  /**
+   * The training speed a budget in minutes is converted with: the slowest measured speed among the
+   * live workers that take `device`'s training jobs (a trial may land on any of them), or why there
+   * is none.
+   */
+  async trainingSpeed(
+    device: DeviceRequirement,
+  ): Promise<{ flopsPerSecond: number; workerId: string } | string> {
+    const queue = trainQueueFor(device);
+    let workers: ListedWorker[];
+    try {
+      workers = await this.takers(queue);
+    } catch (error) {
+      return `the worker registry could not be read (${(error as Error).message})`;
+    }
+    const measured = workers.flatMap((w) =>
+      w.trainFlopsPerSecond === null ? [] : [{ flopsPerSecond: w.trainFlopsPerSecond, workerId: w.workerId }],
+    );
+    if (measured.length === 0) {
+      return workers.length === 0
+        ? `no worker taking ${queue} jobs is registered`
+        : `no worker taking ${queue} jobs has measured its training speed yet (it does after its first training job)`;
+    }
+    return measured.reduce((a, b) => (b.flopsPerSecond < a.flopsPerSecond ? b : a));
+  }
+
   /** Workers of this deployment (same queue prefix) that consume `queue`. */
   private async capacityFor(queue: QueueName): Promise<WorkerCapacity> {
     let workers: ListedWorker[];
     try {
-      workers = await withTimeout(this.redis.workers(), REGISTRY_TIMEOUT_MS, 'worker registry');
+      workers = await this.takers(queue);
     } catch (error) {
       return {
         kind: 'unchecked',
         why: `the worker registry could not be read (${(error as Error).message}), so only DINOQ_MAX_STEP_MEMORY_BYTES was checked`,
       };
     }
-    const takers = workers.filter(
+    return workerCapacity(workers, queue);
+  }
+
+  private async takers(queue: QueueName): Promise<ListedWorker[]> {
+    const workers = await withTimeout(this.redis.workers(), REGISTRY_TIMEOUT_MS, 'worker registry');
+    return workers.filter(
       (worker) => worker.queuePrefix === this.options.queuePrefix && worker.queues.includes(queue),
     );
-    return workerCapacity(takers, queue);
   }
 }

@@ -20,6 +20,7 @@ import {
   type CreateSweepRequest,
   type RunRecord,
   type RungObservation,
+  type SweepBudget,
   type SweepRecord,
   type SweepReport,
   type TrialObservation,
@@ -33,6 +34,7 @@ import { JobQueues } from '../repositories/job-queues.repository';
 import { RunFiles } from '../repositories/run-files.repository';
 import { RunRecords } from '../repositories/run-records.repository';
 import { SweepRecords } from '../repositories/sweep-records.repository';
+import { AdmissionService } from '../runs/admission.service';
 import { RunLifecycleService } from '../runs/run-lifecycle.service';
 import { RunsService } from '../runs/runs.service';
 
@@ -75,6 +77,7 @@ export class SweepsService {
     private readonly runs: RunRecords,
     private readonly files: RunFiles,
     private readonly jobs: JobQueues,
+    private readonly admission: AdmissionService,
   ) {}
 
   /**
@@ -82,8 +85,9 @@ export class SweepsService {
    * then writes sweep.json and creates the trials as runs (a trial left out by a crash is created
    * by the controller's next pass).
    */
-  async create(request: CreateSweepRequest) {
-    const sweepId = validateId('sweepId', request.sweepId ?? newId('sweep'));
+  async create(submitted: CreateSweepRequest) {
+    const sweepId = validateId('sweepId', submitted.sweepId ?? newId('sweep'));
+    const request = { ...submitted, budget: await this.budgetOf(submitted) };
     const points = this.pointsOf(request);
     for (const [index, point] of points.entries()) await this.checkTrial(request, point, index);
     const now = new Date().toISOString();
@@ -157,6 +161,28 @@ export class SweepsService {
       );
     }
     return report;
+  }
+
+  /**
+   * The budget as the sweep records it: minutes come with the training speed that converts them
+   * to steps (the request's, else the slowest measured worker's), so every trial, created now or
+   * by a later controller pass, gets the same steps.
+   */
+  private async budgetOf(request: CreateSweepRequest): Promise<SweepBudget> {
+    const { budget } = request;
+    if (budget.minutes === undefined || budget.flopsPerSecond !== undefined) return budget;
+    const speed = await this.admission.trainingSpeed(request.device);
+    if (typeof speed === 'string') {
+      throw badRequest(
+        `budget.minutes: ${speed}, so minutes cannot be converted to steps; give budget.flopsPerSecond ` +
+          '(matmul FLOP/s of the workers that will train), or a budget in steps or images',
+        'budget.minutes',
+      );
+    }
+    this.logger.log(
+      `minutes converted to steps at ${speed.workerId}'s measured ${(speed.flopsPerSecond / 1e9).toFixed(2)} GFLOP/s`,
+    );
+    return { ...budget, flopsPerSecond: speed.flopsPerSecond };
   }
 
   private pointsOf(request: CreateSweepRequest): TrialPoint[] {

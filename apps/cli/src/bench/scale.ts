@@ -39,7 +39,7 @@ import {
  *                     [--data-threads auto] [--backend auto] [--timeout-minutes 240]
  *                     [--quality-steps n] [--quality-h 50,200] [--bank-limit 10000]
  *                     [--test-limit 2000] [--replicas auto] [--quality-moments averaged,per-slice]
- *                     [--quality-skip-baselines] [--outers 0.7:0.9,1:0] [--seeds 0,1,2]
+ *                     [--quality-baselines 1x,2x|none] [--outers 0.7:0.9,1:0] [--seeds 0,1,2]
  *                     [--quality-preset fmnist-tiny]
  *
  * One run across many workers (DiLoCo rounds over BullMQ flows) on the fmnist-tiny preset and the
@@ -62,7 +62,8 @@ import {
  * after another, which gives the distributed run's result) and every --quality-moments choice (a
  * slice's AdamW moments: the merged mean, as the worker does, or its own from the previous round),
  * then weighted k-NN top-1 (k = 20, T = 0.07) of each teacher: bank of --bank-limit training images,
- * --test-limit test queries. --quality-skip-baselines trains DiLoCo only; --outers lists outer
+ * --test-limit test queries. --quality-baselines picks the synchronous baselines (1x: the preset's
+ * batch, 2x: <slices>× the batch; none: DiLoCo only); --outers lists outer
  * optimizer settings `lr:momentum` to train DiLoCo with, each in place of the defaults (checked by
  * the run schema); --seeds trains every variant once per seed (the seed sets the initial weights
  * and the sample order, so a seed's runs differ only in how they train) and prints each variant's
@@ -319,8 +320,8 @@ interface QualityOptions {
   preset: PresetName;
   /** Every variant is trained once per seed; undefined: the preset's seed only. */
   seeds: (number | undefined)[];
-  /** Train the two synchronous baselines too (they do not depend on H or the moments). */
-  baselines: boolean;
+  /** The synchronous baselines to train too (they do not depend on H or the moments). */
+  baselines: Baseline[];
   trainLimit: number;
   bankLimit: number;
   testLimit: number;
@@ -344,10 +345,10 @@ interface QualityVariant {
 
 /** The synchronous baselines (when asked for), then DiLoCo for every H and every moments choice. */
 function qualityVariants(opts: QualityOptions, defaultH: number): QualityVariant[] {
-  const baselines: QualityVariant[] = [
-    { name: BASELINE_SEQUENTIAL, slices: 1, h: defaultH },
-    { name: BASELINE_DATA_PARALLEL, slices: 1, h: defaultH, batchScale: opts.slices },
-  ];
+  const baselines: Record<Baseline, QualityVariant> = {
+    '1x': { name: BASELINE_SEQUENTIAL, slices: 1, h: defaultH },
+    '2x': { name: BASELINE_DATA_PARALLEL, slices: 1, h: defaultH, batchScale: opts.slices },
+  };
   const rounds = opts.hs.flatMap((h) =>
     opts.moments.flatMap((moments) =>
       opts.outers.map((outer) => ({
@@ -364,7 +365,7 @@ function qualityVariants(opts: QualityOptions, defaultH: number): QualityVariant
       })),
     ),
   );
-  return [...(opts.baselines ? baselines : []), ...rounds];
+  return [...opts.baselines.map((b) => baselines[b]), ...rounds];
 }
 
 const BASELINE_SEQUENTIAL = 'synchronous (1 slice)';
@@ -539,6 +540,19 @@ function outerSettings(): OuterSetting[] {
   });
 }
 
+const BASELINES = ['1x', '2x'] as const;
+type Baseline = (typeof BASELINES)[number];
+
+/** `--quality-baselines 1x,2x|none` (default both). */
+function baselineList(): Baseline[] {
+  const raw = argValue('quality-baselines', BASELINES.join(','))!;
+  if (raw === 'none') return [];
+  const values = raw.split(',');
+  if (values.some((v) => !(BASELINES as readonly string[]).includes(v)))
+    throw new Error(`--quality-baselines takes 1x, 2x or none, got ${raw}`);
+  return values as Baseline[];
+}
+
 /** `--seeds a,b,…`: non-negative integers (default: the preset's seed). */
 function seedList(): (number | undefined)[] {
   const raw = argValue('seeds');
@@ -597,7 +611,7 @@ async function main(): Promise<void> {
       outers: outerSettings(),
       preset: presetArg('quality-preset', 'fmnist-tiny'),
       seeds: seedList(),
-      baselines: !process.argv.includes('--quality-skip-baselines'),
+      baselines: baselineList(),
       trainLimit,
       bankLimit: positiveInt('bank-limit', 10_000),
       testLimit: positiveInt('test-limit', 2_000),

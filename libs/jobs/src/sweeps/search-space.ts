@@ -4,6 +4,7 @@ import {
   mergeConfig,
   overrideAt,
   resolveRunConfig,
+  trainStepFlops,
   type PresetName,
 } from '@dinoq/config';
 import {
@@ -157,18 +158,26 @@ function reasonForPoint(reason: string, point: TrialPoint): string {
 /**
  * A trial's run-config overrides: the base, the point, and the budget as `train.steps` (images
  * become steps at the trial's own batch size, so trials of different batch sizes see as many
- * images).
+ * images; minutes become steps at the budget's training speed and the trial's own FLOPs per step,
+ * so trials of different sizes train as long).
  */
 export function trialOverrides(
   request: { preset?: string; config?: Record<string, unknown>; budget: SweepBudget },
   point: TrialPoint,
 ): Record<string, unknown> {
   const overrides = overridesOf(request.config ?? {}, point);
-  const { budget } = request;
-  const steps =
-    budget.steps ??
-    Math.ceil(
-      budget.images! / resolveRunConfig(request.preset as PresetName | undefined, overrides).train.batchSize,
-    );
-  return mergeConfig(overrides, { train: { steps } });
+  return mergeConfig(overrides, { train: { steps: budgetSteps(request.budget, request.preset, overrides) } });
+}
+
+function budgetSteps(
+  budget: SweepBudget,
+  preset: string | undefined,
+  overrides: Record<string, unknown>,
+): number {
+  if (budget.steps !== undefined) return budget.steps;
+  const config = resolveRunConfig(preset as PresetName | undefined, overrides);
+  if (budget.images !== undefined) return Math.ceil(budget.images / config.train.batchSize);
+  if (budget.minutes === undefined || budget.flopsPerSecond === undefined)
+    throw new Error('budget: minutes need flopsPerSecond to become steps');
+  return Math.max(1, Math.floor((budget.minutes * 60 * budget.flopsPerSecond) / trainStepFlops(config)));
 }

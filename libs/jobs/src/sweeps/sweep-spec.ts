@@ -112,10 +112,34 @@ export const sweepBudgetSchema = z
       .min(1)
       .optional()
       .describe('images per trial (steps = images / batch size, rounded up): fair across batch sizes'),
+    minutes: z
+      .number()
+      .positive()
+      .max(7 * 24 * 60)
+      .optional()
+      .describe(
+        "training minutes per trial: steps = minutes × flopsPerSecond / the trial config's FLOPs per step " +
+          '(rounded down), so a larger model gets fewer steps; fair across model sizes',
+      ),
+    flopsPerSecond: z
+      .number()
+      .positive()
+      .optional()
+      .describe(
+        'with minutes: the training speed to convert them with (matmul FLOP/s); default: the slowest live ' +
+          "worker's measured speed on the sweep's device queue, recorded in the sweep when it is created",
+      ),
   })
   .strict()
-  .refine((budget) => (budget.steps === undefined) !== (budget.images === undefined), {
-    message: 'give exactly one of "steps" or "images"',
+  .refine(
+    (budget) => [budget.steps, budget.images, budget.minutes].filter((v) => v !== undefined).length === 1,
+    {
+      message: 'give exactly one of "steps", "images" or "minutes"',
+    },
+  )
+  .refine((budget) => budget.flopsPerSecond === undefined || budget.minutes !== undefined, {
+    message: '"flopsPerSecond" goes with "minutes"',
+    path: ['flopsPerSecond'],
   });
 export type SweepBudget = z.infer<typeof sweepBudgetSchema>;
 

@@ -18,6 +18,7 @@ import { UnrecoverableJobError } from '../protocol';
 import {
   describeSession,
   exportTeacher,
+  measuredTrainFlopsPerSecond,
   openSession,
   readRun,
   runConfigOf,
@@ -35,6 +36,8 @@ export interface TrainShardResult {
   /** The shard to queue next; the parent enqueues it under its deterministic job id. */
   next: FollowUpShard | null;
   stepsTrained: number;
+  /** Training speed of the steps trained (measuredTrainFlopsPerSecond), which the worker announces. */
+  trainFlopsPerSecond?: number | null;
   detail?: string;
 }
 
@@ -161,6 +164,7 @@ async function trainAndCommit(work: ShardWork, base: ResultBase): Promise<TrainS
       status: updated.status,
       next,
       stepsTrained: lines.length,
+      trainFlopsPerSecond: measuredTrainFlopsPerSecond(work.config, lines),
     };
   } finally {
     await session.close();

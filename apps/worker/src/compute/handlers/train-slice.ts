@@ -4,7 +4,14 @@ import { planSlice, recordSliceDone } from '../../round-plan';
 import { cancelRun, claimRun } from '../../shard-plan';
 import type { ComputeContext, JobScope } from '../job-scope';
 import { UnrecoverableJobError } from '../protocol';
-import { describeSession, openSession, readRun, runConfigOf, trainOrFail } from '../training-session';
+import {
+  describeSession,
+  measuredTrainFlopsPerSecond,
+  openSession,
+  readRun,
+  runConfigOf,
+  trainOrFail,
+} from '../training-session';
 
 export interface TrainSliceResult {
   outcome: 'trained' | 'already-committed' | 'cancelled' | 'skipped';
@@ -12,6 +19,8 @@ export interface TrainSliceResult {
   slice: number;
   status: RunStatus;
   stepsTrained: number;
+  /** Training speed of the steps trained (measuredTrainFlopsPerSecond), which the worker announces. */
+  trainFlopsPerSecond?: number | null;
   detail?: string;
 }
 
@@ -107,6 +116,7 @@ async function trainAndCommitSlice(
       outcome: 'trained',
       status: updated.status,
       stepsTrained: lines.length,
+      trainFlopsPerSecond: measuredTrainFlopsPerSecond(config, lines),
     };
   } finally {
     await session.close();
