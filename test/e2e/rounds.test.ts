@@ -17,7 +17,11 @@ let stack: E2EStack;
 let events: QueueEvents;
 
 // 32 images in batches of 8: 4 steps an epoch; 12 epochs are 48 steps, rounds of 2 × 8 steps.
-const ROUNDS = { train: { epochs: 12 }, parallel: { slices: 2, syncEverySteps: 8 } };
+// The paper's outer step, so that its momentum (outer.safetensors) is part of every checkpoint compared.
+const ROUNDS = {
+  train: { epochs: 12 },
+  parallel: { slices: 2, syncEverySteps: 8, outer: { lr: 0.7, momentum: 0.9 } },
+};
 const FINAL = 48;
 const CHECKPOINT_FILES = [
   'student.safetensors',

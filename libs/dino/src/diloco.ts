@@ -11,7 +11,8 @@ import {
  * A round starts from the merged state θ_r; each of N slices trains its inner steps (AdamW,
  * schedules, EMA teacher, center) on its own batches and ends at θ_r,i. The outer gradient is
  * Δ = θ_r − mean_i θ_r,i, and the outer optimizer (SGD with Nesterov momentum, lr 0.7 and
- * momentum 0.9 in the paper) turns it into θ_{r+1}. The rest of DINO's state is merged as follows:
+ * momentum 0.9 in the paper; dinoq's default is lr 1 without momentum, plain averaging, which
+ * measured better with 2 slices) turns it into θ_{r+1}. The rest of DINO's state is merged as follows:
  *
  * - **Teacher and center: averaged.** Both are exponential moving averages, which are linear in
  *   what they average: the mean of the slices' teachers is the EMA of the slices' mean student
