@@ -33,8 +33,8 @@ export function registerDemo(program: Command): void {
     .option('--data-dir <dir>', 'local data root (default $DINOQ_DATA_DIR or .data)')
     .option('--images <n>', 'Fashion-MNIST images to import per split', positiveInt('--images'), 3200)
     .option('--steps <n>', 'training steps (batches of 64 images)', positiveInt('--steps'), DEMO_STEPS)
-    .option('--steps-per-shard <n>', 'steps per training shard', positiveInt('--steps-per-shard'), 25)
-    .option('--eval-every <s>', 'seconds between scheduled k-NN evaluations', positiveInt('--eval-every'), 60)
+    .option('--steps-per-shard <n>', 'steps per training shard', positiveInt('--steps-per-shard'), 50)
+    .option('--eval-every <s>', 'seconds between scheduled k-NN evaluations', positiveInt('--eval-every'), 80)
     .option('--keep', 'keep the stack running after the run (Ctrl-C to stop)')
     .action(async (o: DemoFlags) => runDemo(o));
 }
