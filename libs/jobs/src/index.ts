@@ -13,3 +13,4 @@ export * from './rounds';
 export * from './sweeps';
 export * from './queue-demand';
 export * from './live-events';
+export * from './step-speed';

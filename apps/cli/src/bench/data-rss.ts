@@ -16,9 +16,10 @@ import { WARMUP_STEPS } from './data-train';
 
 /**
  * `npm run bench:data -- --rss 2000,20000,200000 [--rss-steps 300] [--rss-open-shard-mib B]
- * [--rss-repeats R]`: peak resident memory of a streamed training run against the dataset's size. Each size trains the same
- * tiny config for the same steps in its own process (data-rss-child.ts), so each peak is its own; a
- * streamed run holds a bounded set of shards, so the peaks should stay flat as the dataset grows.
+ * [--rss-repeats R]`: peak resident memory of a streamed training run against the dataset's size.
+ * Each size trains the same tiny config for the same steps in its own process (data-rss-child.ts),
+ * so each peak is its own; a streamed run holds a bounded set of shards, so the peaks should stay
+ * flat as the dataset grows.
  * The parsed shards the reader keeps are bounded by `B` MiB when given, else by the reader's
  * default (at least 256 MiB), as in the worker: below that bound they grow with the shards read.
  */

@@ -149,13 +149,6 @@ export function roundFigures(
   });
 }
 
-export function median(values: readonly number[]): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
 export const mb = (bytes: number) => bytes / 1e6;
 export const pct = (part: number, whole: number) => (100 * part) / whole;
 

@@ -5,13 +5,13 @@ import { itersPerEpochFor, resolveRunConfig, type PresetName, type RunConfig } f
 import { disposeParams, networkParams, resolveReplicas, selectBackend } from '@dinoq/dino';
 import { FsBlobStore, importFashionMnist, loadSplit, readManifest, type DecodedSplit } from '@dinoq/data';
 import { extractFeatures, weightedKnn } from '@dinoq/eval';
+import { median } from '@dinoq/jobs';
 import { RunArtifacts } from '@dinoq/storage';
 import { replicaSetting } from '../options';
 import { argValue, presetArg } from './bench-data';
 import {
   machineLabel,
   mb,
-  median,
   mergeLogOf,
   movedBytes,
   parseStepLines,

@@ -1,4 +1,4 @@
-import { ConfigError, parseRunConfig, trainStepFlops, type RunConfig } from '@dinoq/config';
+import { ConfigError, parseRunConfig, type RunConfig } from '@dinoq/config';
 import { resolveDataThreads } from '@dinoq/data';
 import {
   DataParallelTrainer,
@@ -141,24 +141,6 @@ export function describeSession(session: TrainingSession): string {
     `${threads === 0 ? 'augmentation on the main thread' : `${threads} augmentation thread${threads > 1 ? 's' : ''}`}, ` +
     describeDataChoice(choice)
   );
-}
-
-/**
- * The training speed a worker announces after a training job: the step's estimated matmul FLOPs
- * (step-cost.ts) at the median throughput of the job's steps, leaving out the first when there
- * are others (it builds kernels and fills the pipeline). Null when no step was trained.
- */
-export function measuredTrainFlopsPerSecond(
-  config: RunConfig,
-  lines: readonly StepMetricsLine[],
-): number | null {
-  const steady = (lines.length > 1 ? lines.slice(1) : lines).map((line) => line.imagesPerSecond);
-  if (steady.length === 0) return null;
-  steady.sort((a, b) => a - b);
-  const mid = steady.length >> 1;
-  const imagesPerSecond = steady.length % 2 === 1 ? steady[mid] : (steady[mid - 1] + steady[mid]) / 2;
-  const flops = (trainStepFlops(config) / config.train.batchSize) * imagesPerSecond;
-  return Number.isFinite(flops) && flops > 0 ? flops : null;
 }
 
 /** Trains the session's steps below `toStep`; a non-finite loss fails the run for good, its last commit stays. */

@@ -1,6 +1,12 @@
 import type { RunConfig } from '@dinoq/config';
 import type { ReplicatedTrainer } from '@dinoq/dino';
-import type { RunRecord, RunStatus, StepMetricsLine, TrainShardJob } from '@dinoq/jobs';
+import {
+  measuredTrainFlopsPerSecond,
+  type RunRecord,
+  type RunStatus,
+  type StepMetricsLine,
+  type TrainShardJob,
+} from '@dinoq/jobs';
 import { RunArtifacts, type CommitResult } from '@dinoq/storage';
 import {
   afterCommit,
@@ -18,7 +24,6 @@ import { UnrecoverableJobError } from '../protocol';
 import {
   describeSession,
   exportTeacher,
-  measuredTrainFlopsPerSecond,
   openSession,
   readRun,
   runConfigOf,

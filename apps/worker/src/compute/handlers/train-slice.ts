@@ -1,17 +1,10 @@
-import type { RunRecord, RunStatus, TrainSliceJob } from '@dinoq/jobs';
+import { measuredTrainFlopsPerSecond, type RunRecord, type RunStatus, type TrainSliceJob } from '@dinoq/jobs';
 import { RunArtifacts } from '@dinoq/storage';
 import { planSlice, recordSliceDone } from '../../round-plan';
 import { cancelRun, claimRun } from '../../shard-plan';
 import type { ComputeContext, JobScope } from '../job-scope';
 import { UnrecoverableJobError } from '../protocol';
-import {
-  describeSession,
-  measuredTrainFlopsPerSecond,
-  openSession,
-  readRun,
-  runConfigOf,
-  trainOrFail,
-} from '../training-session';
+import { describeSession, openSession, readRun, runConfigOf, trainOrFail } from '../training-session';
 
 export interface TrainSliceResult {
   outcome: 'trained' | 'already-committed' | 'cancelled' | 'skipped';
